@@ -1,0 +1,84 @@
+//! The one error type of the core library. Every message says what went wrong and, where a person
+//! can do something about it, what to do; the PAM module maps variants to PAM codes in one place
+//! and the CLI maps them to exit status 1.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no app password store at {path}: create it by running `apppw-ctl new LABEL` (or `apppw-ctl init`) as root"
+    )]
+    StoreMissing { path: PathBuf },
+
+    #[error("cannot open the app password store {path}: {reason}")]
+    StoreUnreadable { path: PathBuf, reason: String },
+
+    #[error(
+        "{path} is not an apppw store ({reason}); move it aside, or point --db / db= at the right file"
+    )]
+    NotAStore { path: PathBuf, reason: String },
+
+    #[error(
+        "the app password store {path} is damaged ({reason}); restore it from a backup, or move it aside and mint new codes"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+
+    #[error(
+        "the app password store {path} has schema version {found}, newer than this apppw understands ({supported}); upgrade apppw"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error(
+        "the app password store {path} has schema version {found} but this apppw needs {current}; run any `apppw-ctl` command as root to upgrade it"
+    )]
+    SchemaOutdated {
+        path: PathBuf,
+        found: i64,
+        current: i64,
+    },
+
+    #[error(
+        "the app password store {path} is busy (another program holds its write lock); try again"
+    )]
+    Busy { path: PathBuf },
+
+    #[error("the disk holding {path} is full; nothing was changed. Free some space and try again")]
+    DiskFull { path: PathBuf },
+
+    #[error("the app password store {path} is read-only; nothing was changed. {hint}")]
+    ReadOnly { path: PathBuf, hint: &'static str },
+
+    #[error("the app password store {path} failed: {reason}; nothing was changed")]
+    Storage { path: PathBuf, reason: String },
+
+    #[error("a stored password hash is damaged ({0}); revoke that code and mint a new one")]
+    BadStoredHash(String),
+
+    #[error("invalid Argon2id parameters: {0}")]
+    HashParams(String),
+
+    #[error("invalid label: {0}")]
+    InvalidLabel(&'static str),
+
+    #[error(
+        "{user} already has an active app password labelled {label:?}; pick another label or revoke that one first"
+    )]
+    LabelTaken { user: String, label: String },
+
+    #[error("{user} has no active app password {what}; `apppw-ctl list` shows the ids and labels")]
+    NoSuchCode { user: String, what: String },
+
+    #[error(
+        "{user} already has {limit} active app passwords, the most allowed; revoke one you no longer use first"
+    )]
+    TooManyCodes { user: String, limit: u32 },
+
+    #[error("could not draw a code with a free lookup tag after {0} tries; try again")]
+    TagSpaceExhausted(u32),
+}

@@ -1,0 +1,19 @@
+//! apppw's core: everything the PAM module and the CLI share. No PAM, no terminal, no clock and
+//! no randomness in here: callers pass time, random generators and paths in, so tests control them.
+#![forbid(unsafe_code)]
+
+pub mod code;
+pub mod error;
+pub mod hash;
+pub mod label;
+pub mod login;
+pub mod mint;
+pub mod policy;
+pub mod schema;
+pub mod store;
+
+pub use code::AppPassword;
+pub use error::Error;
+pub use label::{Label, escape_text};
+pub use policy::Policy;
+pub use store::{Access, CodeInfo, CodeRef, DEFAULT_STORE_PATH, LastUse, Store};

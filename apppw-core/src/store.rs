@@ -1,0 +1,524 @@
+//! The SQLite store: opening it safely, and every query either side runs. The SQL lives here so
+//! that a reader finds each statement next to the rules it relies on; the schema is in `schema.rs`.
+#![forbid(unsafe_code)]
+
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::label::Label;
+use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
+
+/// Where the store lives unless an administrator says otherwise.
+pub const DEFAULT_STORE_PATH: &str = "/var/lib/apppw/apppw.db";
+
+/// How long a writer waits for another writer's lock before giving up.
+const MANAGE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A login waits less: it only reads, and its bookkeeping write is optional.
+const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Who is opening the store, which decides durability and whether the schema may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The PAM module: existing store of the current schema only; last-use writes may be lost
+    /// on power failure (`synchronous=NORMAL`), never the codes themselves.
+    Login,
+    /// apppw-ctl: migrates the schema, every commit is fsynced (`synchronous=FULL`) so that a
+    /// revocation that returned can never come back. `create` makes a new store if none exists.
+    Manage { create: bool },
+}
+
+/// One app password as its owner and the administrator see it (never the code or hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CodeInfo {
+    pub id: i64,
+    pub user: String,
+    pub label: String,
+    pub created: i64,
+    pub revoked: Option<i64>,
+    pub last_used: Option<LastUse>,
+    pub use_count: i64,
+}
+
+/// Where and when a code was last used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LastUse {
+    pub time: i64,
+    pub service: Option<String>,
+    pub rhost: Option<String>,
+}
+
+/// An active code whose lookup tag matched a login attempt.
+pub struct Candidate {
+    pub id: i64,
+    pub label: String,
+    pub hash: Zeroizing<String>,
+}
+
+/// A code about to be stored.
+pub struct NewCode<'a> {
+    pub user: &'a str,
+    pub label: &'a Label,
+    pub lookup_tag: u32,
+    pub hash: &'a str,
+    pub created: i64,
+}
+
+/// What a login records about a successful use.
+pub struct UseRecord<'a> {
+    pub now: i64,
+    pub service: Option<&'a str>,
+    pub rhost: Option<&'a str>,
+    /// A use within this many seconds of the recorded one is not written again.
+    pub min_interval: i64,
+}
+
+/// Which code a command means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeRef {
+    Id(i64),
+    Label(Label),
+}
+
+impl CodeRef {
+    /// Digits name an id; anything else a label.
+    pub fn parse(text: &str) -> Result<CodeRef, Error> {
+        match text.trim().parse::<i64>() {
+            Ok(id) if id > 0 => Ok(CodeRef::Id(id)),
+            _ => Ok(CodeRef::Label(Label::new(text)?)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            CodeRef::Id(id) => format!("with id {id}"),
+            CodeRef::Label(label) => format!("labelled {:?}", label.as_str()),
+        }
+    }
+}
+
+const CODE_INFO_COLUMNS: &str =
+    "id, user, label, created, revoked, last_used, last_service, last_rhost, use_count";
+
+fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
+    let last_time: Option<i64> = row.get(5)?;
+    Ok(CodeInfo {
+        id: row.get(0)?,
+        user: row.get(1)?,
+        label: row.get(2)?,
+        created: row.get(3)?,
+        revoked: row.get(4)?,
+        last_used: match last_time {
+            Some(time) => Some(LastUse {
+                time,
+                service: row.get(6)?,
+                rhost: row.get(7)?,
+            }),
+            None => None,
+        },
+        use_count: row.get(8)?,
+    })
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `path`. The final path component is never followed if it is a symlink.
+    pub fn open(path: &Path, access: Access) -> Result<Store, Error> {
+        let created = match access {
+            Access::Manage { create: true } => create_file_if_missing(path)?,
+            _ => false,
+        };
+        if !created {
+            match std::fs::symlink_metadata(path) {
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(Error::StoreMissing { path: path.into() });
+                }
+                Err(e) => return Err(unreadable(path, e.to_string())),
+                Ok(meta) if !meta.file_type().is_file() => {
+                    return Err(Error::NotAStore {
+                        path: path.into(),
+                        reason: "it is not a regular file".into(),
+                    });
+                }
+                Ok(meta) if meta.len() == 0 => {
+                    return Err(Error::NotAStore {
+                        path: path.into(),
+                        reason: "the file is empty".into(),
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.into(),
+        };
+        store.configure(access, created)?;
+        Ok(store)
+    }
+
+    fn configure(&mut self, access: Access, fresh: bool) -> Result<(), Error> {
+        let path = self.path.clone();
+        let busy = match access {
+            Access::Login => LOGIN_BUSY_TIMEOUT,
+            Access::Manage { .. } => MANAGE_BUSY_TIMEOUT,
+        };
+        self.conn
+            .busy_timeout(busy)
+            .map_err(|e| classify(&path, e))?;
+        // Temporary tables and sorts stay in memory: a setgid caller controls SQLITE_TMPDIR.
+        self.conn
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(|e| classify(&path, e))?;
+        // Every writer takes the write lock up front, so the busy handler covers it.
+        self.conn
+            .set_transaction_behavior(TransactionBehavior::Immediate);
+
+        let application_id: i32 = self
+            .conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        if !(fresh || application_id == APPLICATION_ID) {
+            return Err(Error::NotAStore {
+                path,
+                reason: format!(
+                    "its application id is {application_id:#x}, not {APPLICATION_ID:#x}"
+                ),
+            });
+        }
+        if version > LATEST_VERSION {
+            return Err(Error::SchemaTooNew {
+                path,
+                found: version,
+                supported: LATEST_VERSION,
+            });
+        }
+        match access {
+            Access::Login => {
+                if version < LATEST_VERSION {
+                    return Err(Error::SchemaOutdated {
+                        path,
+                        found: version,
+                        current: LATEST_VERSION,
+                    });
+                }
+                self.conn
+                    .pragma_update(None, "synchronous", "NORMAL")
+                    .map_err(|e| classify(&path, e))?;
+            }
+            Access::Manage { .. } => {
+                if fresh {
+                    self.conn
+                        .pragma_update(None, "journal_mode", "WAL")
+                        .map_err(|e| classify(&path, e))?;
+                }
+                self.conn
+                    .pragma_update(None, "synchronous", "FULL")
+                    .map_err(|e| classify(&path, e))?;
+                MIGRATIONS
+                    .to_latest(&mut self.conn)
+                    .map_err(|e| migration_error(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Active codes of `user` with `lookup_tag`: almost always none or one.
+    pub fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, label, hash FROM app_passwords
+                 WHERE user = ?1 AND lookup_tag = ?2 AND revoked IS NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![user, lookup_tag], |row| {
+                Ok(Candidate {
+                    id: row.get(0)?,
+                    label: row.get(1)?,
+                    hash: Zeroizing::new(row.get(2)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records a successful login of code `id`, unless one was recorded less than
+    /// `min_interval` seconds ago. Returns whether a row was written.
+    pub fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE app_passwords
+                 SET last_used = ?2, last_service = ?3, last_rhost = ?4, use_count = use_count + 1
+                 WHERE id = ?1 AND revoked IS NULL
+                   AND (last_used IS NULL OR last_used <= ?2 - ?5 OR last_used > ?2)",
+                params![
+                    id,
+                    record.now,
+                    record.service,
+                    record.rhost,
+                    record.min_interval
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed == 1)
+    }
+
+    /// Stores a new code in one transaction that also enforces the per-user limit, the label's
+    /// uniqueness and the lookup tag's uniqueness among the user's active codes. Returns the new
+    /// id, or `Ok(None)` when the tag is taken (the caller draws another code).
+    pub fn insert(&mut self, code: &NewCode<'_>, max_active: u32) -> Result<Option<i64>, Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let (active, label_taken, tag_taken): (i64, bool, bool) = tx
+            .query_row(
+                "SELECT count(*), coalesce(sum(label = ?2), 0) > 0, coalesce(sum(lookup_tag = ?3), 0) > 0
+                 FROM app_passwords WHERE user = ?1 AND revoked IS NULL",
+                params![code.user, code.label.as_str(), code.lookup_tag],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| classify(&path, e))?;
+        if label_taken {
+            return Err(Error::LabelTaken {
+                user: code.user.into(),
+                label: code.label.as_str().into(),
+            });
+        }
+        if active >= i64::from(max_active) {
+            return Err(Error::TooManyCodes {
+                user: code.user.into(),
+                limit: max_active,
+            });
+        }
+        if tag_taken {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO app_passwords (user, label, lookup_tag, hash, created)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                code.user,
+                code.label.as_str(),
+                code.lookup_tag,
+                code.hash,
+                code.created
+            ],
+        )
+        .map_err(|e| classify(&path, e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(Some(id))
+    }
+
+    /// Codes of `user`, oldest first; revoked ones only when asked.
+    pub fn list(&self, user: &str, include_revoked: bool) -> Result<Vec<CodeInfo>, Error> {
+        let sql = format!(
+            "SELECT {CODE_INFO_COLUMNS} FROM app_passwords
+             WHERE user = ?1 AND (?2 OR revoked IS NULL) ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![user, include_revoked], code_info)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Renames one of `user`'s active codes.
+    pub fn rename(
+        &mut self,
+        user: &str,
+        which: &CodeRef,
+        new_label: &Label,
+    ) -> Result<CodeInfo, Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let current = find_active(&tx, &path, user, which)?;
+        if current.label != new_label.as_str() {
+            let taken: bool = tx
+                .query_row(
+                    "SELECT count(*) > 0 FROM app_passwords
+                     WHERE user = ?1 AND label = ?2 AND revoked IS NULL",
+                    params![user, new_label.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(|e| classify(&path, e))?;
+            if taken {
+                return Err(Error::LabelTaken {
+                    user: user.into(),
+                    label: new_label.as_str().into(),
+                });
+            }
+            tx.execute(
+                "UPDATE app_passwords SET label = ?2 WHERE id = ?1",
+                params![current.id, new_label.as_str()],
+            )
+            .map_err(|e| classify(&path, e))?;
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(CodeInfo {
+            label: new_label.as_str().into(),
+            ..current
+        })
+    }
+
+    /// Revokes one of `user`'s active codes: the hash is wiped, the row stays for the audit trail.
+    pub fn revoke(&mut self, user: &str, which: &CodeRef, now: i64) -> Result<CodeInfo, Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let current = find_active(&tx, &path, user, which)?;
+        tx.execute(
+            "UPDATE app_passwords SET revoked = ?2, hash = NULL WHERE id = ?1",
+            params![current.id, now],
+        )
+        .map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(CodeInfo {
+            revoked: Some(now),
+            ..current
+        })
+    }
+
+    /// Revokes every active code of `user`; returns what was revoked (possibly nothing).
+    pub fn revoke_all(&mut self, user: &str, now: i64) -> Result<Vec<CodeInfo>, Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let revoked = {
+            let sql = format!(
+                "UPDATE app_passwords SET revoked = ?2, hash = NULL
+                 WHERE user = ?1 AND revoked IS NULL RETURNING {CODE_INFO_COLUMNS}"
+            );
+            let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, e))?;
+            let rows = stmt
+                .query_map(params![user, now], code_info)
+                .map_err(|e| classify(&path, e))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(|e| classify(&path, e))?
+        };
+        tx.commit().map_err(|e| classify(&path, e))?;
+        let mut revoked = revoked;
+        revoked.sort_by_key(|c| c.id);
+        Ok(revoked)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        classify(&self.path, e)
+    }
+}
+
+fn find_active(
+    conn: &Connection,
+    path: &Path,
+    user: &str,
+    which: &CodeRef,
+) -> Result<CodeInfo, Error> {
+    let filter = match which {
+        CodeRef::Id(_) => "id = ?2",
+        CodeRef::Label(_) => "label = ?2",
+    };
+    let sql = format!(
+        "SELECT {CODE_INFO_COLUMNS} FROM app_passwords
+         WHERE user = ?1 AND revoked IS NULL AND {filter}"
+    );
+    let found = match which {
+        CodeRef::Id(id) => conn.query_row(&sql, params![user, id], code_info),
+        CodeRef::Label(label) => conn.query_row(&sql, params![user, label.as_str()], code_info),
+    }
+    .optional()
+    .map_err(|e| classify(path, e))?;
+    found.ok_or_else(|| Error::NoSuchCode {
+        user: user.into(),
+        what: which.describe(),
+    })
+}
+
+/// Creates an empty store file (owner-only) if none exists. Returns whether it created one. The
+/// file is created here, not by SQLite, so that `O_EXCL|O_NOFOLLOW` and the mode are ours.
+fn create_file_if_missing(path: &Path) -> Result<bool, Error> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(unreadable(path, format!("cannot create it: {e}"))),
+    }
+}
+
+fn unreadable(path: &Path, reason: String) -> Error {
+    Error::StoreUnreadable {
+        path: path.into(),
+        reason,
+    }
+}
+
+fn migration_error(path: &Path, e: rusqlite_migration::Error) -> Error {
+    match e {
+        rusqlite_migration::Error::RusqliteError { err, .. } => classify(path, err),
+        other => Error::Storage {
+            path: path.into(),
+            reason: format!("schema upgrade failed: {other}"),
+        },
+    }
+}
+
+/// Turns an SQLite error into one a person can act on.
+fn classify(path: &Path, e: rusqlite::Error) -> Error {
+    let path = path.to_path_buf();
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(ErrorCode::NotADatabase) => Error::NotAStore {
+            path,
+            reason: "it is not an SQLite database".into(),
+        },
+        Some(ErrorCode::DatabaseCorrupt) => Error::Corrupt {
+            path,
+            reason: e.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => Error::Busy { path },
+        Some(ErrorCode::DiskFull) => Error::DiskFull { path },
+        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
+            path,
+            hint: "Check the file system and the permissions of the store and its directory",
+        },
+        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => Error::StoreUnreadable {
+            path,
+            reason: e.to_string(),
+        },
+        _ => Error::Storage {
+            path,
+            reason: e.to_string(),
+        },
+    }
+}

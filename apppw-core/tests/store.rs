@@ -1,0 +1,442 @@
+//! The core against real SQLite files: minting, checking, renaming, revoking, and opening stores
+//! that are not what they should be.
+
+use std::path::{Path, PathBuf};
+
+use apppw_core::error::Error;
+use apppw_core::hash::HashParams;
+use apppw_core::login::{Decision, LoginAttempt, Rejection, check_login};
+use apppw_core::mint::{Minted, mint};
+use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
+use apppw_core::{Access, CodeRef, Label, Policy, Store};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const NOW: i64 = 1_800_000_000;
+
+fn cheap_policy() -> Policy {
+    Policy {
+        max_active_codes: 3,
+        hash_params: HashParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    rng: StdRng,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apppw.db");
+        Fixture {
+            _dir: dir,
+            path,
+            rng: StdRng::seed_from_u64(42),
+        }
+    }
+
+    fn manage(&self) -> Store {
+        Store::open(&self.path, Access::Manage { create: true }).unwrap()
+    }
+
+    fn mint(&mut self, user: &str, label: &str) -> Minted {
+        let mut store = self.manage();
+        mint(
+            &mut store,
+            user,
+            &Label::new(label).unwrap(),
+            &cheap_policy(),
+            NOW,
+            &mut self.rng,
+        )
+        .unwrap()
+    }
+
+    fn login(&self, user: &str, token: &[u8]) -> Decision {
+        let attempt = LoginAttempt {
+            user: user.as_bytes(),
+            token,
+            service: Some("imap"),
+            rhost: Some("192.0.2.7"),
+            now: NOW + 5,
+        };
+        check_login(&self.path, &attempt).unwrap()
+    }
+}
+
+fn accepted_id(decision: &Decision) -> Option<i64> {
+    match decision {
+        Decision::Accepted { id, .. } => Some(*id),
+        Decision::Rejected(_) => None,
+    }
+}
+
+#[test]
+fn a_minted_code_logs_in_in_any_typing_and_only_for_its_user() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone mail");
+    let shown = minted.code.display_grouped();
+    assert_eq!(
+        accepted_id(&f.login("alice", shown.as_bytes())),
+        Some(minted.id)
+    );
+    assert_eq!(
+        accepted_id(&f.login("alice", shown.to_uppercase().as_bytes())),
+        Some(minted.id)
+    );
+    assert_eq!(
+        accepted_id(&f.login("alice", minted.code.as_bytes())),
+        Some(minted.id)
+    );
+    assert_eq!(
+        f.login("bob", shown.as_bytes()),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+    assert_eq!(
+        f.login("alice", b""),
+        Decision::Rejected(Rejection::NotACode)
+    );
+    assert_eq!(
+        f.login("alice", b"0000 0000 0000 0000"),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+}
+
+#[test]
+fn the_apppw_ctl_service_never_accepts_a_code() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone");
+    let attempt = LoginAttempt {
+        user: b"alice",
+        token: minted.code.as_bytes(),
+        service: Some("apppw-ctl"),
+        rhost: None,
+        now: NOW,
+    };
+    assert_eq!(
+        check_login(&f.path, &attempt).unwrap(),
+        Decision::Rejected(Rejection::ServiceRefused)
+    );
+}
+
+#[test]
+fn last_use_is_recorded_at_most_once_a_minute() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone");
+    for (now, expect_written) in [(NOW, true), (NOW + 30, false), (NOW + 61, true)] {
+        let attempt = LoginAttempt {
+            user: b"alice",
+            token: minted.code.as_bytes(),
+            service: Some("smtp"),
+            rhost: Some("2001:db8::1"),
+            now,
+        };
+        match check_login(&f.path, &attempt).unwrap() {
+            Decision::Accepted { recorded, .. } => assert_eq!(recorded, Ok(expect_written)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let listed = f.manage().list("alice", false).unwrap();
+    let last = listed[0].last_used.clone().unwrap();
+    assert_eq!(last.time, NOW + 61);
+    assert_eq!(last.service.as_deref(), Some("smtp"));
+    assert_eq!(last.rhost.as_deref(), Some("2001:db8::1"));
+    assert_eq!(listed[0].use_count, 2);
+}
+
+#[test]
+fn revoked_codes_stop_working_and_keep_their_row() {
+    let mut f = Fixture::new();
+    let phone = f.mint("alice", "Phone");
+    let laptop = f.mint("alice", "Laptop");
+    let printer = f.mint("alice", "Printer");
+    let mut store = f.manage();
+    store
+        .revoke("alice", &CodeRef::Id(phone.id), NOW + 1)
+        .unwrap();
+    store
+        .revoke("alice", &CodeRef::parse("Laptop").unwrap(), NOW + 2)
+        .unwrap();
+    assert_eq!(
+        f.login("alice", phone.code.as_bytes()),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+    assert_eq!(
+        f.login("alice", laptop.code.as_bytes()),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+    assert_eq!(
+        accepted_id(&f.login("alice", printer.code.as_bytes())),
+        Some(printer.id)
+    );
+
+    let all = store.list("alice", true).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].revoked, Some(NOW + 1));
+    assert_eq!(store.list("alice", false).unwrap().len(), 1);
+
+    let gone = store.revoke_all("alice", NOW + 3).unwrap();
+    assert_eq!(
+        gone.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![printer.id]
+    );
+    assert_eq!(
+        f.login("alice", printer.code.as_bytes()),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+    assert!(store.revoke_all("alice", NOW + 4).unwrap().is_empty());
+}
+
+#[test]
+fn hashes_are_wiped_on_revocation() {
+    let mut f = Fixture::new();
+    let phone = f.mint("alice", "Phone");
+    f.manage()
+        .revoke("alice", &CodeRef::Id(phone.id), NOW)
+        .unwrap();
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    let hash: Option<String> = conn
+        .query_row(
+            "SELECT hash FROM app_passwords WHERE id = ?1",
+            [phone.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hash, None);
+}
+
+#[test]
+fn users_cannot_touch_each_others_codes_by_id() {
+    let mut f = Fixture::new();
+    let alices = f.mint("alice", "Phone");
+    let mut store = f.manage();
+    let err = store
+        .revoke("bob", &CodeRef::Id(alices.id), NOW)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuchCode { .. }), "{err}");
+    let err = store
+        .rename("bob", &CodeRef::Id(alices.id), &Label::new("mine").unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuchCode { .. }), "{err}");
+    assert_eq!(
+        accepted_id(&f.login("alice", alices.code.as_bytes())),
+        Some(alices.id)
+    );
+}
+
+#[test]
+fn labels_are_unique_among_active_codes_and_limits_hold() {
+    let mut f = Fixture::new();
+    let first = f.mint("alice", "Phone");
+    let mut store = f.manage();
+    let err = mint(
+        &mut store,
+        "alice",
+        &Label::new("Phone").unwrap(),
+        &cheap_policy(),
+        NOW,
+        &mut f.rng,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, Error::LabelTaken { .. }), "{err}");
+    // Another user may use the same label; a revoked label may be reused.
+    mint(
+        &mut store,
+        "bob",
+        &Label::new("Phone").unwrap(),
+        &cheap_policy(),
+        NOW,
+        &mut f.rng,
+    )
+    .unwrap();
+    store.revoke("alice", &CodeRef::Id(first.id), NOW).unwrap();
+    mint(
+        &mut store,
+        "alice",
+        &Label::new("Phone").unwrap(),
+        &cheap_policy(),
+        NOW,
+        &mut f.rng,
+    )
+    .unwrap();
+
+    mint(
+        &mut store,
+        "alice",
+        &Label::new("Two").unwrap(),
+        &cheap_policy(),
+        NOW,
+        &mut f.rng,
+    )
+    .unwrap();
+    mint(
+        &mut store,
+        "alice",
+        &Label::new("Three").unwrap(),
+        &cheap_policy(),
+        NOW,
+        &mut f.rng,
+    )
+    .unwrap();
+    let err = mint(
+        &mut store,
+        "alice",
+        &Label::new("Four").unwrap(),
+        &cheap_policy(),
+        NOW,
+        &mut f.rng,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, Error::TooManyCodes { limit: 3, .. }), "{err}");
+    assert_eq!(store.list("alice", false).unwrap().len(), 3);
+}
+
+#[test]
+fn rename_changes_only_the_label() {
+    let mut f = Fixture::new();
+    let phone = f.mint("alice", "Phone");
+    f.mint("alice", "Laptop");
+    let mut store = f.manage();
+    let err = store
+        .rename(
+            "alice",
+            &CodeRef::Id(phone.id),
+            &Label::new("Laptop").unwrap(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::LabelTaken { .. }));
+    let renamed = store
+        .rename(
+            "alice",
+            &CodeRef::Id(phone.id),
+            &Label::new("Desktop Outlook").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(renamed.label, "Desktop Outlook");
+    assert_eq!(
+        accepted_id(&f.login("alice", phone.code.as_bytes())),
+        Some(phone.id)
+    );
+}
+
+#[test]
+fn every_older_schema_version_upgrades_to_the_latest() {
+    for start in 0..LATEST_VERSION {
+        let f = Fixture::new();
+        {
+            std::fs::File::create(&f.path).unwrap();
+            let mut conn = rusqlite::Connection::open(&f.path).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            MIGRATIONS.to_version(&mut conn, start as usize).unwrap();
+        }
+        if start > 0 {
+            let err = Store::open(&f.path, Access::Login).err().unwrap();
+            assert!(matches!(err, Error::SchemaOutdated { .. }), "{err}");
+        }
+        drop(Store::open(&f.path, Access::Manage { create: false }).unwrap());
+        let conn = rusqlite::Connection::open(&f.path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, LATEST_VERSION);
+        drop(Store::open(&f.path, Access::Login).unwrap());
+    }
+}
+
+fn open_error(path: &Path, access: Access) -> Error {
+    Store::open(path, access).err().expect("opening must fail")
+}
+
+#[test]
+fn things_that_are_not_a_store_are_refused_by_both_sides() {
+    let f = Fixture::new();
+    let dir = f.path.parent().unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        ("empty", Box::new(|p| std::fs::write(p, b"").unwrap())),
+        (
+            "text",
+            Box::new(|p| std::fs::write(p, vec![b'x'; 8192]).unwrap()),
+        ),
+        (
+            "foreign sqlite",
+            Box::new(|p| {
+                let c = rusqlite::Connection::open(p).unwrap();
+                c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+                    .unwrap();
+            }),
+        ),
+        (
+            "newer schema",
+            Box::new(|p| {
+                drop(Store::open(p, Access::Manage { create: true }).unwrap());
+                let c = rusqlite::Connection::open(p).unwrap();
+                c.pragma_update(None, "user_version", 99).unwrap();
+            }),
+        ),
+        ("directory", Box::new(|p| std::fs::create_dir(p).unwrap())),
+        (
+            "symlink",
+            Box::new(|p| {
+                let real = p.with_extension("real");
+                drop(Store::open(&real, Access::Manage { create: true }).unwrap());
+                std::os::unix::fs::symlink(&real, p).unwrap();
+            }),
+        ),
+    ];
+    for (i, (name, make)) in cases.iter().enumerate() {
+        let path = dir.join(format!("case{i}.db"));
+        make(&path);
+        for access in [Access::Login, Access::Manage { create: true }] {
+            let err = open_error(&path, access);
+            let expected = match *name {
+                "newer schema" => matches!(err, Error::SchemaTooNew { found: 99, .. }),
+                _ => matches!(err, Error::NotAStore { .. }),
+            };
+            assert!(expected, "{name} / {access:?}: {err}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{err}"
+            );
+        }
+    }
+    let missing = dir.join("missing.db");
+    assert!(matches!(
+        open_error(&missing, Access::Login),
+        Error::StoreMissing { .. }
+    ));
+    assert!(matches!(
+        open_error(&missing, Access::Manage { create: false }),
+        Error::StoreMissing { .. }
+    ));
+    assert!(!missing.exists(), "a login must never create a store");
+}
+
+#[test]
+fn a_damaged_hash_is_an_error_not_a_match() {
+    let mut f = Fixture::new();
+    let phone = f.mint("alice", "Phone");
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute("UPDATE app_passwords SET hash = 'garbage'", [])
+        .unwrap();
+    let attempt = LoginAttempt {
+        user: b"alice",
+        token: phone.code.as_bytes(),
+        service: None,
+        rhost: None,
+        now: NOW,
+    };
+    assert!(matches!(
+        check_login(&f.path, &attempt),
+        Err(Error::BadStoredHash(_))
+    ));
+}
