@@ -1,0 +1,63 @@
+//! What each entry point does: read the PAM items, hand them to the core, report back. The
+//! decision itself is `apppw_core::login::check_login`.
+#![forbid(unsafe_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apppw_core::login::{LoginAttempt, check_login};
+use pamsm::{Pam, PamError, PamLibExt};
+
+use crate::options::Options;
+use crate::outcome::{Failure, Report};
+
+/// `pam_sm_authenticate`.
+pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Failure> {
+    let options = Options::parse(args).map_err(Failure::BadOptions)?;
+    let user = pamh
+        .get_user(None)
+        .map_err(|e| Failure::Pam(e, "reading the user name"))?
+        .map(|u| u.to_bytes())
+        .unwrap_or_default();
+    let token = pamh
+        .get_authtok(None)
+        .map_err(|e| Failure::Pam(e, "reading the password"))?
+        .map(|t| t.to_bytes())
+        .unwrap_or_default();
+    let service = text_item(pamh.get_service());
+    let rhost = text_item(pamh.get_rhost());
+    let attempt = LoginAttempt {
+        user,
+        token,
+        service,
+        rhost,
+        now: unix_now(),
+    };
+    let decision = check_login(&options.db, &attempt).map_err(Failure::Store)?;
+    Ok(Report::Decided {
+        decision,
+        user,
+        service,
+        rhost,
+        debug: options.debug,
+    })
+}
+
+/// `pam_sm_setcred` and `pam_sm_acct_mgmt`: nothing to do but still refuse bad options, so a
+/// misconfigured line fails closed in every group.
+pub fn no_op(args: &[String], answer: PamError) -> Result<Report<'static>, Failure> {
+    Options::parse(args).map_err(Failure::BadOptions)?;
+    Ok(Report::Answer(answer))
+}
+
+/// A PAM string item as UTF-8, or `None` when unset, unreadable or not UTF-8 (a scope can then
+/// only fail to match, never match by accident).
+fn text_item(item: Result<Option<&std::ffi::CStr>, PamError>) -> Option<&str> {
+    item.ok().flatten().and_then(|s| s.to_str().ok())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,64 @@
+//! The C entry points. pamsm's `pam_module!` generates the `pam_sm_*` functions (the only symbols
+//! this library exports) and calls the trait methods below; each method runs its body inside
+//! `guard`, so no panic ever unwinds into libpam or its host.
+#![allow(unsafe_code)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use pamsm::{Pam, PamError, PamFlags, PamServiceModule, pam_module};
+
+use crate::outcome::{Failure, Report, finish};
+
+struct PamApppw;
+
+impl PamServiceModule for PamApppw {
+    fn authenticate(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        guard(&pamh, "auth", || crate::auth::authenticate(&pamh, &args))
+    }
+
+    /// Nothing to establish: an app password carries no credentials beyond the login itself.
+    fn setcred(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        guard(&pamh, "setcred", || {
+            crate::auth::no_op(&args, PamError::SUCCESS)
+        })
+    }
+
+    /// apppw has no account policy of its own (an expired or locked Unix account is pam_unix's
+    /// to refuse, which is why the examples keep it in the account stack): PAM_IGNORE lets the
+    /// other account modules decide. Dovecot always calls this.
+    fn acct_mgmt(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        guard(&pamh, "account", || {
+            crate::auth::no_op(&args, PamError::IGNORE)
+        })
+    }
+}
+
+/// Runs one entry point's body; a panic becomes a logged PAM_SERVICE_ERR, never an unwind into C
+/// and never a message on the host's stderr.
+fn guard<'a>(
+    pamh: &'a Pam,
+    group: &str,
+    body: impl FnOnce() -> Result<Report<'a>, Failure>,
+) -> PamError {
+    // This library has its own copy of std, so the hook is ours alone: silence the default one,
+    // which would print to the host's stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|panic| Err(Failure::Panic(panic_message(&*panic))));
+    finish(pamh, group, result)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+// SAFETY: the macro defines `extern "C" fn pam_sm_*(pamh, flags, argc, argv)` that libpam calls
+// with a valid handle and `argc` valid C strings, as pam_sm_authenticate(3) specifies; it checks
+// `argc >= 0`, copies the arguments into owned Strings, and calls the safe trait methods above.
+pam_module!(PamApppw);

@@ -1,0 +1,72 @@
+//! Module arguments from the pam.d line, parsed once into a typed struct. Anything unknown or
+//! malformed is an error, so a typo fails closed instead of silently running with defaults.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use apppw_core::DEFAULT_STORE_PATH;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The store (`db=PATH`, absolute).
+    pub db: PathBuf,
+    /// `debug`: log the decision path (never secrets).
+    pub debug: bool,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            db: PathBuf::from(DEFAULT_STORE_PATH),
+            debug: false,
+        };
+        for arg in args {
+            match arg.split_once('=') {
+                None if arg == "debug" => options.debug = true,
+                Some(("db", path)) if path.starts_with('/') && !path.contains('\0') => {
+                    options.db = PathBuf::from(path)
+                }
+                Some(("db", _)) => {
+                    return Err(format!("option {arg:?}: db= needs an absolute path"));
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown option {arg:?}: pam_apppw knows db=PATH and debug"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_and_known_options() {
+        assert_eq!(parse(&[]).unwrap().db, PathBuf::from(DEFAULT_STORE_PATH));
+        let o = parse(&["debug", "db=/srv/apppw.db"]).unwrap();
+        assert!(o.debug);
+        assert_eq!(o.db, PathBuf::from("/srv/apppw.db"));
+    }
+
+    #[test]
+    fn unknown_or_malformed_options_are_errors() {
+        for bad in [
+            &["dbg"][..],
+            &["db"],
+            &["db="],
+            &["db=relative.db"],
+            &["debug=1"],
+            &["nullok"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
