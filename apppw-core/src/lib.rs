@@ -11,6 +11,7 @@ pub mod mint;
 pub mod policy;
 pub mod schema;
 pub mod store;
+pub mod timefmt;
 
 pub use code::AppPassword;
 pub use error::Error;

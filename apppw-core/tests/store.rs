@@ -361,7 +361,8 @@ fn open_error(path: &Path, access: Access) -> Error {
 fn things_that_are_not_a_store_are_refused_by_both_sides() {
     let f = Fixture::new();
     let dir = f.path.parent().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Make)> = vec![
         ("empty", Box::new(|p| std::fs::write(p, b"").unwrap())),
         (
             "text",

@@ -1,1 +1,49 @@
-fn main() {}
+//! apppw-ctl: manage app passwords. `main` hardens the process, parses the command line, resolves
+//! who is asking, and dispatches; each subcommand lives in `commands/`.
+#![deny(unsafe_code)]
+
+mod cli;
+mod commands;
+mod context;
+mod error;
+mod output;
+mod startup;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::error::CtlError;
+
+fn main() -> ExitCode {
+    startup::harden();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version land here too and exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed stderr must not turn into a panic; the exit status still tells.
+            let _ = writeln!(std::io::stderr(), "apppw-ctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), CtlError> {
+    let ctx = Context::resolve(&cli.global)?;
+    match &cli.command {
+        Command::New(args) => commands::new::run(&ctx, args),
+        Command::List(args) => commands::list::run(&ctx, args),
+        Command::Rename(args) => commands::rename::run(&ctx, args),
+        Command::Revoke(args) => commands::revoke::run(&ctx, args),
+    }
+}

@@ -1,0 +1,48 @@
+//! The command line, as clap sees it. The spellings here are a contract that scripts and tests
+//! rely on: `apppw-ctl [--db PATH] [--user NAME] [--json] <new|list|rename|revoke>`.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{list, new, rename, revoke};
+
+#[derive(Parser)]
+#[command(
+    name = "apppw-ctl",
+    version,
+    about = "Create, list, rename and revoke app passwords: per-device passwords for mail clients and other PAM services",
+    after_help = "Each app password is shown once, when it is created. Use it in one device's settings instead of your account password, and revoke it when the device is gone."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct GlobalArgs {
+    /// Store to use instead of /var/lib/apppw/apppw.db (root only)
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+    /// Act on this user's app passwords instead of your own (root only)
+    #[arg(long, value_name = "NAME", global = true)]
+    pub user: Option<String>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create an app password for one device and show it once
+    New(new::NewArgs),
+    /// List your active app passwords
+    List(list::ListArgs),
+    /// Change the label of an app password
+    Rename(rename::RenameArgs),
+    /// Revoke one app password, or all of them with --all
+    Revoke(revoke::RevokeArgs),
+}

@@ -1,0 +1,69 @@
+//! `apppw-ctl new LABEL`: mint a code and show it once.
+#![forbid(unsafe_code)]
+
+use apppw_core::mint::mint;
+use apppw_core::{Label, escape_text, timefmt};
+use clap::Args;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use serde::Serialize;
+
+use super::open_store;
+use crate::context::Context;
+use crate::error::CtlError;
+use crate::output::quote;
+
+#[derive(Args)]
+pub struct NewArgs {
+    /// What the app password is for, e.g. "Phone mail" (1-64 characters)
+    pub label: String,
+}
+
+#[derive(Serialize)]
+struct NewView<'a> {
+    id: i64,
+    user: &'a str,
+    label: &'a str,
+    code: &'a str,
+    created: String,
+}
+
+pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
+    let label = Label::new(&args.label)?;
+    // Fail before touching the store if the kernel's generator is unavailable; after this probe a
+    // failure is practically impossible, and would abort rather than mint a weak code.
+    let mut probe = [0u8; 1];
+    OsRng
+        .try_fill_bytes(&mut probe)
+        .map_err(|e| CtlError::Random(e.to_string()))?;
+    let mut rng = OsRng.unwrap_err();
+
+    let mut store = open_store(ctx, true)?;
+    let minted = mint(
+        &mut store,
+        &ctx.user,
+        &label,
+        &ctx.policy,
+        ctx.now,
+        &mut rng,
+    )?;
+    let shown = minted.code.display_grouped();
+    if ctx.out.json() {
+        ctx.out.value(&NewView {
+            id: minted.id,
+            user: &ctx.user,
+            label: label.as_str(),
+            code: &shown,
+            created: timefmt::rfc3339(minted.created),
+        })
+    } else {
+        ctx.out.text(&format!(
+            "New app password for {}, label {} (id {}):\n\n    {}\n\n\
+             Enter it in your mail client instead of your password. It will not be shown again.\n",
+            escape_text(&ctx.user),
+            quote(label.as_str()),
+            minted.id,
+            shown.as_str(),
+        ))
+    }
+}

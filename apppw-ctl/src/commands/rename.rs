@@ -1,0 +1,34 @@
+//! `apppw-ctl rename ID LABEL`: change what an app password is called.
+#![forbid(unsafe_code)]
+
+use apppw_core::{CodeRef, Label};
+use clap::Args;
+
+use super::open_store;
+use crate::context::Context;
+use crate::error::CtlError;
+use crate::output::{CodeView, quote};
+
+#[derive(Args)]
+pub struct RenameArgs {
+    /// Id of the app password (as `list` shows it), or its current label
+    pub id: String,
+    /// The new label (1-64 characters)
+    pub label: String,
+}
+
+pub fn run(ctx: &Context, args: &RenameArgs) -> Result<(), CtlError> {
+    let which = CodeRef::parse(&args.id)?;
+    let label = Label::new(&args.label)?;
+    let mut store = open_store(ctx, false)?;
+    let renamed = store.rename(&ctx.user, &which, &label)?;
+    if ctx.out.json() {
+        ctx.out.value(&CodeView::from(&renamed))
+    } else {
+        ctx.out.text(&format!(
+            "Renamed app password {} to {}.\n",
+            renamed.id,
+            quote(&renamed.label)
+        ))
+    }
+}

@@ -1,0 +1,29 @@
+//! What can go wrong in apppw-ctl beyond the core's own errors. `main` prints these on stderr and
+//! exits 1.
+#![forbid(unsafe_code)]
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Core(#[from] apppw_core::Error),
+
+    #[error(
+        "{option} is for root only: it would let you act on a store or user other than your own. Run it as root (e.g. with sudo), or leave it out to manage your own app passwords"
+    )]
+    RootOnly { option: &'static str },
+
+    #[error("there is no user named {0:?} on this host; check the name with `getent passwd`")]
+    NoSuchUser(String),
+
+    #[error("cannot find your own account (uid {0}) in the user database; ask your administrator")]
+    UnknownCaller(u32),
+
+    #[error("cannot read the user database: {0}")]
+    UserLookup(String),
+
+    #[error("the operating system's random number generator failed ({0}); nothing was created")]
+    Random(String),
+
+    #[error("could not write the output: {0}")]
+    Output(std::io::Error),
+}

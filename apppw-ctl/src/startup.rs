@@ -1,0 +1,49 @@
+//! Making the process safe to run before anything else happens. apppw-ctl runs with privilege it
+//! lends to untrusted callers, who control its environment, its open files, its limits and its
+//! signals; none of that may reach the store. This is the only module with `unsafe`.
+#![allow(unsafe_code)]
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::stat::{Mode, umask};
+
+/// Call first thing in `main`, while the process is still single-threaded.
+pub fn harden() {
+    clear_environment();
+    ensure_standard_fds();
+    // New files (the store, its -wal and -shm) are never world-accessible, whatever the caller's
+    // umask was.
+    umask(Mode::from_bits_truncate(0o077));
+    // A core dump could hold a freshly minted code.
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // With `ulimit -f` a caller could kill us mid-write with SIGXFSZ; ignored, the write fails
+    // with EFBIG instead, SQLite rolls back, and we report it.
+    // SAFETY: SIG_IGN installs no Rust code as a handler, and no other thread exists yet.
+    let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+}
+
+/// Drops every environment variable: SQLITE_TMPDIR, TMPDIR, LD_*, RUST_*, locale and all the
+/// rest. apppw-ctl needs none of them.
+fn clear_environment() {
+    let names: Vec<_> = std::env::vars_os().map(|(name, _)| name).collect();
+    for name in names {
+        // SAFETY: called at the top of main before any thread is spawned, so no other thread can
+        // be reading the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+/// If a caller closed stdin, stdout or stderr, the store could be opened on fd 0-2 and a later
+/// message written into it. Reopen any closed one on /dev/null.
+fn ensure_standard_fds() {
+    for fd in 0..=2 {
+        if fcntl(fd, FcntlArg::F_GETFD).is_err() {
+            // open() returns the lowest free descriptor, which is this one. If even /dev/null
+            // cannot be opened, stop: running with a hole at 0-2 is not safe.
+            if open("/dev/null", OFlag::O_RDWR, Mode::empty()) != Ok(fd) {
+                std::process::abort();
+            }
+        }
+    }
+}
