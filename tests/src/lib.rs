@@ -1,1 +1,310 @@
+//! Helpers for the end-to-end tests: a scratch directory with its own store and PAM service
+//! directory, a way to log in through the real libpam (pam_wrapper points it at our service
+//! files, so the host's /etc/pam.d is never touched), and a way to run the real apppw-ctl,
+//! as root or as a real unprivileged user.
+//!
+//! Tests that need root or a system package call [`require`]: outside CI a missing prerequisite
+//! skips the test with a printed reason; under `CI=true` it fails the test.
+#![forbid(unsafe_code)]
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Where cargo put the binaries of the profile these tests were built with.
+pub fn artifact_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+pub fn ctl_binary() -> PathBuf {
+    built("apppw-ctl")
+}
+
+pub fn module_library() -> PathBuf {
+    built("libpam_apppw.so")
+}
+
+fn built(name: &str) -> PathBuf {
+    let path = artifact_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (`cargo build --release --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// True when running in CI, where every prerequisite must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+}
+
+/// Returns whether the test may go on. Under CI a missing prerequisite is a failure.
+pub fn require(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(!in_ci(), "prerequisite missing under CI: {what}");
+    eprintln!("SKIPPED: {what}");
+    false
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::getuid().is_root()
+}
+
+/// pam_wrapper's preload library, if installed (Debian: libpam-wrapper).
+pub fn pam_wrapper_library() -> Option<PathBuf> {
+    let arch = std::env::consts::ARCH;
+    [
+        format!("/usr/lib/{arch}-linux-gnu/libpam_wrapper.so"),
+        "/usr/lib64/libpam_wrapper.so".to_string(),
+        "/usr/lib/libpam_wrapper.so".to_string(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Holds an exclusive lock shared by every test process on this machine while `f` runs.
+///
+/// pam_wrapper picks its private copy of the service directory by probing /tmp/pam.X with lstat
+/// and then mkdir, so two wrapped processes starting together can share one directory and read
+/// each other's services. Wrapped logins therefore take turns. useradd also takes turns.
+fn exclusively<T>(f: impl FnOnce() -> T) -> T {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("apppw-tests.lock"))
+        .expect("open the test lock file");
+    let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock the test lock file");
+    f()
+}
+
+/// Creates a real system user for privilege tests (idempotent). Needs root.
+pub fn ensure_user(name: &str) {
+    exclusively(|| create_user_unless_present(name))
+}
+
+/// Sets a user's Unix password with chpasswd (root only; takes turns on /etc/shadow).
+pub fn set_unix_password(user: &str, password: &str) {
+    let out = exclusively(|| {
+        run_with_stdin(
+            Command::new("chpasswd"),
+            format!("{user}:{password}\n").as_bytes(),
+        )
+    });
+    assert_success(&out);
+}
+
+fn create_user_unless_present(name: &str) {
+    let exists = Command::new("getent")
+        .args(["passwd", name])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !exists {
+        let status = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .status()
+            .expect("run useradd");
+        assert!(status.success(), "useradd {name} failed");
+    }
+}
+
+/// The outcome of one login through libpam.
+#[derive(Debug)]
+pub struct Login {
+    /// pam_authenticate's return code.
+    pub auth: i32,
+    /// pam_acct_mgmt's, when authentication succeeded.
+    pub account: Option<i32>,
+    /// What the module logged (pam_wrapper routes pam_syslog to stderr).
+    pub log: String,
+}
+
+pub const PAM_SUCCESS: i32 = 0;
+pub const PAM_SERVICE_ERR: i32 = 3;
+pub const PAM_PERM_DENIED: i32 = 6;
+pub const PAM_AUTH_ERR: i32 = 7;
+pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+
+/// A scratch world: a store path, a PAM service directory, and a copy of the module under its
+/// installed name (so log lines say `pam_apppw(...)`).
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub module: PathBuf,
+    pub services: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("apppw-test")
+            .tempdir()
+            .expect("temp dir");
+        let services = dir.path().join("pam.d");
+        std::fs::create_dir(&services).unwrap();
+        let module = dir.path().join("pam_apppw.so");
+        std::fs::copy(module_library(), &module).unwrap();
+        World {
+            store: dir.path().join("apppw.db"),
+            module,
+            services,
+            dir,
+        }
+    }
+
+    /// Writes /etc/pam.d-style file `name` for our private libpam.
+    pub fn service(&self, name: &str, contents: &str) {
+        std::fs::write(self.services.join(name), contents).unwrap();
+    }
+
+    /// A service that authenticates with pam_apppw only (with `options` after db=).
+    pub fn apppw_service(&self, name: &str, options: &str) {
+        self.service(
+            name,
+            &format!(
+                "auth    required {} db={} {options}\naccount required pam_permit.so\n",
+                self.module.display(),
+                self.store.display()
+            ),
+        );
+    }
+
+    /// Logs in through the real libpam as Dovecot does.
+    pub fn login(&self, service: &str, user: &str, password: &[u8], rhost: Option<&str>) -> Login {
+        self.login_as(None, service, user, password, rhost)
+    }
+
+    /// The same, with the PAM client running as `run_as` (a real unprivileged user).
+    pub fn login_as(
+        &self,
+        run_as: Option<&str>,
+        service: &str,
+        user: &str,
+        password: &[u8],
+        rhost: Option<&str>,
+    ) -> Login {
+        let wrapper = pam_wrapper_library().expect("libpam-wrapper is installed");
+        let client = built("pam-client");
+        let mut cmd = as_user(run_as, &client);
+        cmd.arg(service).arg(user);
+        if let Some(rhost) = rhost {
+            cmd.args(["--rhost", rhost]);
+        }
+        cmd.env("LD_PRELOAD", wrapper)
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", &self.services)
+            .env("PAM_WRAPPER_DEBUGLEVEL", "2");
+        let out = exclusively(|| run_with_stdin(cmd, password));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let code = |step: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(step))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<i32>().ok())
+        };
+        let log = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("SYSLOG("))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Login {
+            auth: code("authenticate=").unwrap_or_else(|| {
+                panic!(
+                    "pam-client gave no verdict: {stdout} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            }),
+            account: code("acct_mgmt="),
+            log,
+        }
+    }
+
+    /// Runs apppw-ctl as root with `--db` pointing at this world's store.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(ctl_binary());
+        cmd.arg("--db").arg(&self.store).args(args);
+        run_with_stdin(cmd, b"")
+    }
+
+    /// Mints a code as root for `user` and returns (id, code as shown).
+    pub fn mint(&self, user: &str, label: &str) -> (i64, String) {
+        let out = self.ctl(&["--user", user, "--json", "new", label]);
+        assert_success(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from new");
+        (
+            v["id"].as_i64().expect("id"),
+            v["code"].as_str().expect("code").to_string(),
+        )
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+/// A command that runs `program` as `user` (or as ourselves), with no supplementary groups.
+pub fn as_user(user: Option<&str>, program: &Path) -> Command {
+    match user {
+        None => Command::new(program),
+        Some(user) => {
+            let mut cmd = Command::new("setpriv");
+            cmd.arg(format!("--reuid={user}"))
+                .arg(format!("--regid={user}"))
+                .arg("--init-groups")
+                .arg("--")
+                .arg(program);
+            cmd
+        }
+    }
+}
+
+pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().unwrap();
+    out
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "command failed ({:?}): stdout={} stderr={}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,17 @@
+# Debian packages the build, the demo and the tests need. Sourced by demo.sh and test.sh.
+# libpam0g-dev: the module and the test client link -lpam. libpam-wrapper: points libpam at a
+# service directory of our own, so nothing under /etc/pam.d is touched. binutils: nm for the
+# export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
+APPPW_DEBIAN_PACKAGES=(gcc libc6-dev libpam0g-dev libpam-modules libpam-wrapper binutils util-linux passwd)
+
+# Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
+# gets current package lists.
+install_debian_packages() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "not root: assuming ${APPPW_DEBIAN_PACKAGES[*]} are installed" >&2
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${APPPW_DEBIAN_PACKAGES[@]}" >/dev/null
+}

@@ -1,0 +1,328 @@
+//! apppw-ctl as its users run it: every command, every usage error, and the rule that a failed
+//! command changes nothing.
+
+use std::process::Command;
+
+use apppw_tests::*;
+
+const ALICE: &str = "apppw-alice";
+const BOB: &str = "apppw-bob";
+
+fn world() -> Option<World> {
+    if !require(
+        is_root(),
+        "CLI tests use root's --db/--user and make users; run as root",
+    ) {
+        return None;
+    }
+    ensure_user(ALICE);
+    ensure_user(BOB);
+    Some(World::new())
+}
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// Every row of the store, to show that a failed command changed nothing.
+fn snapshot(w: &World) -> Vec<String> {
+    if !w.store.exists() {
+        return vec![];
+    }
+    let conn = rusqlite::Connection::open(&w.store).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, user, label, hash, created, revoked, last_used FROM app_passwords ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{:?}",
+            (
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(6)?
+            )
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+#[test]
+fn new_shows_the_code_once_in_four_groups() {
+    let Some(w) = world() else { return };
+    let out = w.ctl(&["--user", ALICE, "new", "Work Email Desktop"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(
+            "New app password for apppw-alice, label \"Work Email Desktop\" (id 1):\n\n    "
+        ),
+        "{text}"
+    );
+    let shown = text.lines().nth(2).unwrap().trim();
+    assert_eq!(shown.len(), 19);
+    assert!(
+        shown
+            .split(' ')
+            .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_alphanumeric()))
+    );
+    assert!(text.contains("It will not be shown again."));
+    // Nothing afterwards ever shows it again.
+    let listed = stdout(&w.ctl(&["--user", ALICE, "list"]));
+    let listed_json = stdout(&w.ctl(&["--user", ALICE, "--json", "list"]));
+    for group in shown.split(' ') {
+        assert!(!listed.contains(group) && !listed_json.contains(group));
+    }
+}
+
+#[test]
+fn new_json_has_the_contracted_fields() {
+    let Some(w) = world() else { return };
+    let out = w.ctl(&["--user", ALICE, "--json", "new", "Phone mail"]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["user"], ALICE);
+    assert_eq!(v["label"], "Phone mail");
+    assert_eq!(v["code"].as_str().unwrap().len(), 19);
+    assert!(v["created"].as_str().unwrap().ends_with('Z'));
+    // Global options may also follow the subcommand.
+    let out = w.ctl(&["new", "Tablet", "--json", "--user", ALICE]);
+    assert_success(&out);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"],
+        2
+    );
+}
+
+#[test]
+fn list_rename_and_revoke_work_by_id_and_by_label() {
+    let Some(w) = world() else { return };
+    let (phone, _) = w.mint(ALICE, "Phone");
+    let (laptop, _) = w.mint(ALICE, "Laptop");
+    w.mint(BOB, "Bob's phone");
+
+    let listed = stdout(&w.ctl(&["--user", ALICE, "list"]));
+    assert!(
+        listed.contains("Phone") && listed.contains("Laptop"),
+        "{listed}"
+    );
+    assert!(!listed.contains("Bob's phone"), "{listed}");
+
+    let out = w.ctl(&[
+        "--user",
+        ALICE,
+        "rename",
+        &phone.to_string(),
+        "Desktop Outlook",
+    ]);
+    assert_success(&out);
+    assert_eq!(
+        stdout(&out),
+        format!("Renamed app password {phone} to \"Desktop Outlook\".\n")
+    );
+    assert_success(&w.ctl(&["--user", ALICE, "rename", "Laptop", "Old laptop"]));
+
+    let out = w.ctl(&["--user", ALICE, "revoke", "Old laptop"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains(&format!("Revoked app password {laptop} (\"Old laptop\")")));
+
+    let v: serde_json::Value =
+        serde_json::from_slice(&w.ctl(&["--user", ALICE, "--json", "list"]).stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["label"], "Desktop Outlook");
+    let v: serde_json::Value = serde_json::from_slice(
+        &w.ctl(&["--user", ALICE, "--json", "list", "--revoked"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(v[1]["revoked"].is_string());
+
+    let out = w.ctl(&["--user", ALICE, "--json", "revoke", "--all"]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["revoked"].as_array().unwrap().len(), 1);
+    let listed = stdout(&w.ctl(&["--user", ALICE, "list"]));
+    assert!(listed.contains("no active app passwords"), "{listed}");
+    // Bob's code was not touched.
+    assert!(stdout(&w.ctl(&["--user", BOB, "list"])).contains("Bob's phone"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_change_nothing() {
+    let Some(w) = world() else { return };
+    w.mint(ALICE, "Phone");
+    let before = snapshot(&w);
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["new"],
+        &["new", "a", "b"],
+        &["rename", "1"],
+        &["revoke"],
+        &["revoke", "1", "--all"],
+        &["list", "--bogus"],
+    ] {
+        let out = w.ctl(args);
+        assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "{args:?}");
+    }
+    assert_eq!(snapshot(&w), before);
+}
+
+#[test]
+fn errors_exit_1_say_what_to_do_and_change_nothing() {
+    let Some(w) = world() else { return };
+    let (phone, _) = w.mint(ALICE, "Phone");
+    w.mint(ALICE, "Laptop");
+    let before = snapshot(&w);
+    let long = "x".repeat(65);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["new", "Phone"],
+            "already has an active app password labelled \"Phone\"",
+        ),
+        (vec!["new", "bad\x1b[31mlabel"], "control characters"),
+        (vec!["new", "  "], "at least one visible character"),
+        (vec!["new", &long], "at most 64 characters"),
+        (
+            vec!["rename", "999", "Tablet"],
+            "no active app password with id 999",
+        ),
+        (
+            vec!["rename", "Laptop", "Phone"],
+            "already has an active app password labelled",
+        ),
+        (vec!["revoke", "999"], "`apppw-ctl list` shows the ids"),
+        (
+            vec!["revoke", "No such label"],
+            "no active app password labelled",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut full = vec!["--user", ALICE];
+        full.extend(args.iter());
+        let out = w.ctl(&full);
+        assert_eq!(code(&out), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    let out = w.ctl(&["--user", "no-such-user-here", "list"]);
+    assert_eq!(code(&out), Some(1));
+    assert!(stderr(&out).contains("there is no user named"));
+    // Another user's id is "not found", exactly like an id that does not exist.
+    let out = w.ctl(&["--user", BOB, "revoke", &phone.to_string()]);
+    assert_eq!(code(&out), Some(1));
+    assert!(stderr(&out).contains(&format!("no active app password with id {phone}")));
+    assert_eq!(snapshot(&w), before);
+}
+
+#[test]
+fn a_missing_store_is_explained_and_not_created_by_readers() {
+    let Some(w) = world() else { return };
+    for args in [&["list"][..], &["revoke", "--all"], &["rename", "1", "x"]] {
+        let out = w.ctl(args);
+        assert_eq!(code(&out), Some(1));
+        assert!(
+            stderr(&out).contains("no app password store at"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!w.store.exists());
+    assert_success(&w.ctl(&["--user", ALICE, "new", "First"]));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&w.store).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "store must not be group/world accessible: {mode:o}"
+    );
+}
+
+#[test]
+fn overrides_are_root_only() {
+    let Some(w) = world() else { return };
+    w.mint(ALICE, "Phone");
+    let before = snapshot(&w);
+    let db = w.store.display().to_string();
+    for args in [
+        vec!["--db", db.as_str(), "list"],
+        vec!["--user", BOB, "list"],
+        vec!["--db", db.as_str(), "--user", ALICE, "revoke", "--all"],
+        vec!["new", "x", "--db", db.as_str()],
+    ] {
+        let mut cmd = as_user(Some(BOB), &ctl_binary());
+        cmd.args(&args);
+        let out = run_with_stdin(cmd, b"");
+        assert_eq!(code(&out), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("is for root only"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(snapshot(&w), before);
+}
+
+#[test]
+fn identity_comes_from_the_uid_not_the_environment() {
+    let Some(w) = world() else { return };
+    // Bob says he is alice; apppw-ctl still sees bob (and, without a store he can reach, fails
+    // without touching anything of alice's).
+    let mut cmd = as_user(Some(BOB), &ctl_binary());
+    cmd.env("USER", ALICE)
+        .env("LOGNAME", ALICE)
+        .args(["--json", "list"]);
+    let out = run_with_stdin(cmd, b"");
+    assert_eq!(code(&out), Some(1));
+    assert!(!stderr(&out).contains(ALICE), "{}", stderr(&out));
+    drop(w);
+}
+
+#[test]
+fn stored_text_is_escaped_when_printed() {
+    let Some(w) = world() else { return };
+    w.mint(ALICE, "Phone");
+    // A label written by something other than apppw-ctl (an older version, a hand edit).
+    let conn = rusqlite::Connection::open(&w.store).unwrap();
+    conn.execute(
+        "UPDATE app_passwords SET label = 'evil\x1b]0;pwned\x07\u{202e}'",
+        [],
+    )
+    .unwrap();
+    let listed = stdout(&w.ctl(&["--user", ALICE, "list"]));
+    assert!(
+        !listed.contains('\x1b') && !listed.contains('\u{202e}'),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains("evil\\u{1b}]0;pwned\\u{7}\\u{202e}"),
+        "{listed}"
+    );
+    let json = stdout(&w.ctl(&["--user", ALICE, "--json", "list"]));
+    assert!(!json.contains('\x1b'), "{json:?}");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let Some(w) = world() else { return };
+    w.mint(ALICE, "Phone");
+    // stdout is a pipe whose reading end is already closed, as after `| head` has exited.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(ctl_binary())
+        .args(["--db", w.store.to_str().unwrap(), "--user", ALICE, "list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}

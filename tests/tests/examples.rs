@@ -1,0 +1,89 @@
+//! The example PAM service files in packaging/examples work as documented, through the real
+//! libpam. Only the module's location and store are filled in; the rest is used verbatim.
+
+use std::path::Path;
+
+use apppw_tests::*;
+
+const ALICE: &str = "apppw-alice";
+const ALICE_UNIX_PASSWORD: &str = "unix password of alice";
+
+fn example(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/examples/pam.d")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn world() -> Option<World> {
+    if !require(
+        is_root(),
+        "example tests make users and read /etc/shadow; run as root",
+    ) || !require(
+        pam_wrapper_library().is_some(),
+        "libpam-wrapper is not installed",
+    ) {
+        return None;
+    }
+    ensure_user(ALICE);
+    Some(World::new())
+}
+
+/// The example with `pam_apppw.so` pointing at this world's module and store.
+fn install_example(w: &World, service: &str, name: &str) {
+    let text = example(name).replace(
+        "pam_apppw.so",
+        &format!("{} db={}", w.module.display(), w.store.display()),
+    );
+    w.service(service, &text);
+}
+
+#[test]
+fn apppw_only_accepts_codes_and_refuses_the_account_password() {
+    let Some(w) = world() else { return };
+    install_example(&w, "dovecot", "mail-apppw-only");
+    let (_, code) = w.mint(ALICE, "Phone");
+    let ok = w.login("dovecot", ALICE, code.as_bytes(), Some("127.0.0.1"));
+    assert_eq!(
+        (ok.auth, ok.account),
+        (PAM_SUCCESS, Some(PAM_SUCCESS)),
+        "{}",
+        ok.log
+    );
+    set_unix_password(ALICE, ALICE_UNIX_PASSWORD);
+    let refused = w.login("dovecot", ALICE, ALICE_UNIX_PASSWORD.as_bytes(), None);
+    assert_eq!(refused.auth, PAM_AUTH_ERR);
+}
+
+#[test]
+fn apppw_or_password_accepts_either() {
+    let Some(w) = world() else { return };
+    // The example includes Debian's common-auth and common-account, read from the host.
+    for common in ["common-auth", "common-account"] {
+        let text = std::fs::read_to_string(Path::new("/etc/pam.d").join(common)).unwrap();
+        w.service(common, &text);
+    }
+    install_example(&w, "dovecot", "mail-apppw-or-password");
+    let (_, code) = w.mint(ALICE, "Phone");
+    set_unix_password(ALICE, ALICE_UNIX_PASSWORD);
+    let by_code = w.login("dovecot", ALICE, code.as_bytes(), None);
+    assert_eq!(
+        (by_code.auth, by_code.account),
+        (PAM_SUCCESS, Some(PAM_SUCCESS)),
+        "{}",
+        by_code.log
+    );
+    let by_password = w.login("dovecot", ALICE, ALICE_UNIX_PASSWORD.as_bytes(), None);
+    assert_eq!(by_password.auth, PAM_SUCCESS, "{}", by_password.log);
+    // With the store gone, the account password still works and a code does not.
+    std::fs::remove_file(&w.store).unwrap();
+    assert_eq!(
+        w.login("dovecot", ALICE, ALICE_UNIX_PASSWORD.as_bytes(), None)
+            .auth,
+        PAM_SUCCESS
+    );
+    assert_ne!(
+        w.login("dovecot", ALICE, code.as_bytes(), None).auth,
+        PAM_SUCCESS
+    );
+}

@@ -1,0 +1,281 @@
+//! pam_apppw through the real libpam: codes minted by the real apppw-ctl, logins by a real PAM
+//! application (pam-client, shaped like Dovecot's passdb), services from our own directory via
+//! pam_wrapper.
+
+use apppw_tests::*;
+
+const ALICE: &str = "apppw-alice";
+const BOB: &str = "apppw-bob";
+
+/// A world with users alice and bob and a service "imap" that uses pam_apppw. None when the
+/// prerequisites are missing outside CI.
+fn world() -> Option<World> {
+    if !require(
+        is_root(),
+        "module tests mint codes with root's --db/--user; run as root",
+    ) || !require(
+        pam_wrapper_library().is_some(),
+        "libpam-wrapper is not installed",
+    ) {
+        return None;
+    }
+    ensure_user(ALICE);
+    ensure_user(BOB);
+    let w = World::new();
+    w.apppw_service("imap", "");
+    Some(w)
+}
+
+#[test]
+fn a_fresh_code_logs_in_however_it_is_typed() {
+    let Some(w) = world() else { return };
+    let (id, code) = w.mint(ALICE, "Phone mail");
+    let compact: String = code.split_whitespace().collect();
+    let dashed = code.replace(' ', "-");
+    for typed in [code.clone(), compact.clone(), code.to_uppercase(), dashed] {
+        let login = w.login("imap", ALICE, typed.as_bytes(), Some("192.0.2.10"));
+        assert_eq!(login.auth, PAM_SUCCESS, "{typed:?}: {}", login.log);
+        assert_eq!(login.account, Some(PAM_SUCCESS));
+        assert!(
+            login.log.contains(&format!("id={id} label=\"Phone mail\"")),
+            "{}",
+            login.log
+        );
+        assert!(
+            !login.log.contains(&compact[..8]),
+            "code leaked into the log: {}",
+            login.log
+        );
+    }
+}
+
+#[test]
+fn wrong_foreign_empty_and_huge_tokens_are_refused() {
+    let Some(w) = world() else { return };
+    let (_, alices) = w.mint(ALICE, "Phone");
+    let (_, bobs) = w.mint(BOB, "Phone");
+    let mut wrong = alices.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
+    let huge = vec![b'a'; 1 << 20];
+    let cases: Vec<(&str, &[u8])> = vec![
+        ("one symbol off", &wrong),
+        ("another user's code", bobs.as_bytes()),
+        ("empty", b""),
+        ("account-password-like", b"correct horse battery staple"),
+        ("1 MB", &huge),
+        ("binary", b"\xff\xfe\x01\x02 kq7m"),
+    ];
+    for (what, token) in cases {
+        let login = w.login("imap", ALICE, token, Some("192.0.2.10"));
+        assert_eq!(login.auth, PAM_AUTH_ERR, "{what}: {}", login.log);
+        assert!(
+            login.log.contains("authentication failure;"),
+            "{what}: {}",
+            login.log
+        );
+        assert!(
+            login.log.contains("rhost=192.0.2.10  user=apppw-alice"),
+            "{}",
+            login.log
+        );
+    }
+    // The right code still works for its owner only.
+    assert_eq!(
+        w.login("imap", ALICE, alices.as_bytes(), None).auth,
+        PAM_SUCCESS
+    );
+    assert_eq!(
+        w.login("imap", BOB, alices.as_bytes(), None).auth,
+        PAM_AUTH_ERR
+    );
+}
+
+#[test]
+fn a_revoked_code_is_refused_at_once() {
+    let Some(w) = world() else { return };
+    let (id, phone) = w.mint(ALICE, "Phone");
+    let (_, laptop) = w.mint(ALICE, "Laptop");
+    assert_eq!(
+        w.login("imap", ALICE, phone.as_bytes(), None).auth,
+        PAM_SUCCESS
+    );
+    assert_success(&w.ctl(&["--user", ALICE, "revoke", &id.to_string()]));
+    assert_eq!(
+        w.login("imap", ALICE, phone.as_bytes(), None).auth,
+        PAM_AUTH_ERR
+    );
+    assert_eq!(
+        w.login("imap", ALICE, laptop.as_bytes(), None).auth,
+        PAM_SUCCESS
+    );
+    assert_success(&w.ctl(&["--user", ALICE, "revoke", "--all"]));
+    assert_eq!(
+        w.login("imap", ALICE, laptop.as_bytes(), None).auth,
+        PAM_AUTH_ERR
+    );
+}
+
+#[test]
+fn last_use_records_service_and_remote_host() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    w.apppw_service("smtp", "");
+    assert_eq!(
+        w.login("smtp", ALICE, code.as_bytes(), Some("2001:db8::25"))
+            .auth,
+        PAM_SUCCESS
+    );
+    let out = w.ctl(&["--user", ALICE, "--json", "list"]);
+    assert_success(&out);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = &listed[0]["last_used"];
+    assert_eq!(last["service"], "smtp");
+    assert_eq!(last["rhost"], "2001:db8::25");
+    assert_eq!(listed[0]["use_count"], 1);
+    // A second login within the minute is not written again.
+    assert_eq!(
+        w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.1"))
+            .auth,
+        PAM_SUCCESS
+    );
+    let listed: serde_json::Value =
+        serde_json::from_slice(&w.ctl(&["--user", ALICE, "--json", "list"]).stdout).unwrap();
+    assert_eq!(listed[0]["last_used"]["service"], "smtp");
+    assert_eq!(listed[0]["use_count"], 1);
+}
+
+#[test]
+fn missing_corrupt_and_foreign_stores_are_unavailable_never_success() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    let real = w.store.with_extension("real");
+    std::fs::rename(&w.store, &real).unwrap();
+
+    let check = |what: &str| {
+        let login = w.login("imap", ALICE, code.as_bytes(), None);
+        assert_eq!(login.auth, PAM_AUTHINFO_UNAVAIL, "{what}: {}", login.log);
+        assert!(
+            login.log.contains(&w.store.display().to_string()),
+            "{what}: {}",
+            login.log
+        );
+    };
+    check("missing");
+    std::fs::write(&w.store, vec![0x5a; 16384]).unwrap();
+    check("garbage");
+    std::fs::write(&w.store, b"").unwrap();
+    check("empty");
+    // A real store with its middle pages overwritten.
+    let mut damaged = std::fs::read(&real).unwrap();
+    let len = damaged.len();
+    for b in &mut damaged[100..len.min(8192)] {
+        *b = 0xa5;
+    }
+    std::fs::write(&w.store, &damaged).unwrap();
+    check("damaged");
+    std::fs::remove_file(&w.store).unwrap();
+    std::os::unix::fs::symlink(&real, &w.store).unwrap();
+    check("symlink");
+    std::fs::remove_file(&w.store).unwrap();
+    std::fs::create_dir(&w.store).unwrap();
+    check("directory");
+}
+
+#[test]
+fn a_store_the_service_cannot_read_is_unavailable() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    // The store is root's, mode 0600; a service running as bob cannot open it.
+    std::fs::set_permissions(
+        w.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let login = w.login_as(Some(BOB), "imap", ALICE, code.as_bytes(), None);
+    assert_eq!(login.auth, PAM_AUTHINFO_UNAVAIL, "{}", login.log);
+}
+
+#[test]
+fn bad_module_options_fail_closed_in_every_group() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    for options in ["bogus", "db=relative.db", "debug=yes"] {
+        w.service(
+            "bad",
+            &format!(
+                "auth required {m} db={db} {options}\naccount required {m} {options}\n",
+                m = w.module.display(),
+                db = w.store.display()
+            ),
+        );
+        let login = w.login("bad", ALICE, code.as_bytes(), None);
+        assert_eq!(login.auth, PAM_SERVICE_ERR, "{options}: {}", login.log);
+        assert!(login.log.contains("bad configuration"), "{}", login.log);
+    }
+    // Account group alone with a bad option also fails.
+    w.service(
+        "bad-account",
+        &format!(
+            "auth required pam_permit.so\naccount required {} nope\n",
+            w.module.display()
+        ),
+    );
+    let login = w.login("bad-account", ALICE, b"x", None);
+    assert_eq!(login.auth, PAM_SUCCESS);
+    assert_eq!(login.account, Some(PAM_SERVICE_ERR));
+}
+
+#[test]
+fn account_management_defers_to_the_other_modules() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    let m = w.module.display();
+    let db = w.store.display();
+    // pam_apppw answers PAM_IGNORE: with pam_permit beside it the account is fine...
+    w.service(
+        "with-permit",
+        &format!(
+            "auth required {m} db={db}\naccount required {m}\naccount required pam_permit.so\n"
+        ),
+    );
+    assert_eq!(
+        w.login("with-permit", ALICE, code.as_bytes(), None).account,
+        Some(PAM_SUCCESS)
+    );
+    // ...alone it decides nothing, which libpam turns into a refusal (documented in the README).
+    w.service(
+        "alone",
+        &format!("auth required {m} db={db}\naccount required {m}\n"),
+    );
+    assert_eq!(
+        w.login("alone", ALICE, code.as_bytes(), None).account,
+        Some(PAM_PERM_DENIED)
+    );
+}
+
+#[test]
+fn the_apppw_ctl_service_never_accepts_an_app_password() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    w.apppw_service("apppw-ctl", "debug");
+    let login = w.login("apppw-ctl", ALICE, code.as_bytes(), None);
+    assert_eq!(login.auth, PAM_AUTH_ERR, "{}", login.log);
+    assert!(
+        login
+            .log
+            .contains("never accepted by the apppw-ctl service"),
+        "{}",
+        login.log
+    );
+}
+
+#[test]
+fn a_user_name_that_looks_like_a_code_is_not_logged() {
+    let Some(w) = world() else { return };
+    w.mint(ALICE, "Phone");
+    let code_like = "kq7m vz2c 9hxt p4we";
+    let login = w.login("imap", code_like, b"kq7m vz2c 9hxt p4we", None);
+    assert_eq!(login.auth, PAM_AUTH_ERR);
+    assert!(!login.log.contains("kq7m"), "{}", login.log);
+    assert!(login.log.contains("withheld"), "{}", login.log);
+}
