@@ -9,6 +9,9 @@ source scripts/packages.sh
 
 install_debian_packages
 cargo build --release --workspace --locked
+# A second build of the module that can be told to panic, for the test that proves no panic ever
+# reaches libpam (tests/tests/panics.rs). Its own target dir keeps it apart from the real one.
+cargo build --release --locked -p pam_apppw --features fault-injection --target-dir target/fault-injection
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

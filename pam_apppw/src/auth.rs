@@ -13,6 +13,9 @@ use crate::outcome::{Failure, Report};
 /// `pam_sm_authenticate`.
 pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Failure> {
     let options = Options::parse(args).map_err(Failure::BadOptions)?;
+    if options.panic_for_tests {
+        panic!("fault injected by the test option fault=panic");
+    }
     let user = pamh
         .get_user(None)
         .map_err(|e| Failure::Pam(e, "reading the user name"))?

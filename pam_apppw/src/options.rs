@@ -12,6 +12,8 @@ pub struct Options {
     pub db: PathBuf,
     /// `debug`: log the decision path (never secrets).
     pub debug: bool,
+    /// `fault=panic`, only in builds with the `fault-injection` feature (tests).
+    pub panic_for_tests: bool,
 }
 
 impl Options {
@@ -19,6 +21,7 @@ impl Options {
         let mut options = Options {
             db: PathBuf::from(DEFAULT_STORE_PATH),
             debug: false,
+            panic_for_tests: false,
         };
         for arg in args {
             match arg.split_once('=') {
@@ -26,6 +29,8 @@ impl Options {
                 Some(("db", path)) if path.starts_with('/') && !path.contains('\0') => {
                     options.db = PathBuf::from(path)
                 }
+                #[cfg(feature = "fault-injection")]
+                Some(("fault", "panic")) => options.panic_for_tests = true,
                 Some(("db", _)) => {
                     return Err(format!("option {arg:?}: db= needs an absolute path"));
                 }

@@ -130,6 +130,8 @@ pub struct Login {
     pub account: Option<i32>,
     /// What the module logged (pam_wrapper routes pam_syslog to stderr).
     pub log: String,
+    /// Everything else the client process wrote to stderr.
+    pub stderr: String,
 }
 
 pub const PAM_SUCCESS: i32 = 0;
@@ -216,11 +218,9 @@ impl World {
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|n| n.parse::<i32>().ok())
         };
-        let log = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .filter(|l| l.contains("SYSLOG("))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let all_stderr = String::from_utf8_lossy(&out.stderr);
+        let (log, other): (Vec<&str>, Vec<&str>) =
+            all_stderr.lines().partition(|l| l.contains("SYSLOG("));
         Login {
             auth: code("authenticate=").unwrap_or_else(|| {
                 panic!(
@@ -229,7 +229,8 @@ impl World {
                 )
             }),
             account: code("acct_mgmt="),
-            log,
+            log: log.join("\n"),
+            stderr: other.join("\n"),
         }
     }
 
