@@ -79,6 +79,17 @@ pub enum Error {
     )]
     TooManyCodes { user: String, limit: u32 },
 
+    #[error("{path}:{line}: {key}: {problem}")]
+    Config {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        problem: String,
+    },
+
+    #[error(transparent)]
+    UnsafePath(#[from] crate::secure_path::UnsafePath),
+
     #[error("could not draw a code with a free lookup tag after {0} tries; try again")]
     TagSpaceExhausted(u32),
 }

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod code;
+pub mod config;
+pub mod duration;
 pub mod error;
 pub mod hash;
 pub mod label;
@@ -10,6 +12,7 @@ pub mod login;
 pub mod mint;
 pub mod policy;
 pub mod schema;
+pub mod secure_path;
 pub mod store;
 pub mod timefmt;
 

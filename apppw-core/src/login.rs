@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::code::AppPassword;
 use crate::error::Error;
 use crate::hash::verify_code;
+use crate::secure_path::check_store_path;
 use crate::store::{Access, Store, UseRecord};
 
 /// The PAM service of `apppw-ctl`'s own re-authentication. An app password is never accepted
@@ -74,6 +75,7 @@ impl Rejection {
 pub fn check_login(store_path: &Path, attempt: &LoginAttempt<'_>) -> Result<Decision, Error> {
     // The store is opened first, whatever the token, so that a broken store is reported the same
     // way for every attempt and a wrong code costs the same as a malformed one.
+    check_store_path(store_path)?;
     let store = Store::open(store_path, Access::Login)?;
     if attempt.service == Some(CTL_SERVICE) {
         return Ok(Decision::Rejected(Rejection::ServiceRefused));

@@ -22,10 +22,17 @@ pub struct Minted {
     pub created: i64,
 }
 
+/// Who asks for a code, for whom, and what it is called.
+pub struct MintRequest<'a> {
+    pub user: &'a str,
+    pub label: &'a Label,
+    /// The caller, as `name (uid N)`, for the audit trail.
+    pub created_by: &'a str,
+}
+
 pub fn mint<R: CryptoRng + ?Sized>(
     store: &mut Store,
-    user: &str,
-    label: &Label,
+    request: &MintRequest<'_>,
     policy: &Policy,
     now: i64,
     rng: &mut R,
@@ -36,8 +43,9 @@ pub fn mint<R: CryptoRng + ?Sized>(
         rng.fill(&mut salt[..]);
         let hash = zeroize::Zeroizing::new(hash_code(&code, &policy.hash_params, &salt)?);
         let new = NewCode {
-            user,
-            label,
+            user: request.user,
+            label: request.label,
+            created_by: request.created_by,
             lookup_tag: code.lookup_tag(),
             hash: &hash,
             created: now,

@@ -40,7 +40,14 @@ CREATE INDEX app_passwords_login
 PRAGMA application_id = 1634758775;
 ";
 
-const STEPS: &[M<'static>] = &[M::up(V1)];
+/// Version 2: who made each change, for the audit trail (`created_by`, `revoked_by`), written as
+/// `name (uid N)` of the caller of apppw-ctl. Rows from version 1 show as unknown.
+const V2: &str = "
+ALTER TABLE app_passwords ADD COLUMN created_by TEXT;
+ALTER TABLE app_passwords ADD COLUMN revoked_by TEXT;
+";
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

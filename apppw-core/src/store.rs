@@ -45,6 +45,10 @@ pub struct CodeInfo {
     pub revoked: Option<i64>,
     pub last_used: Option<LastUse>,
     pub use_count: i64,
+    /// Who created it (`name (uid N)`), when known.
+    pub created_by: Option<String>,
+    /// Who revoked it, when revoked and known.
+    pub revoked_by: Option<String>,
 }
 
 /// Where and when a code was last used.
@@ -69,6 +73,8 @@ pub struct NewCode<'a> {
     pub lookup_tag: u32,
     pub hash: &'a str,
     pub created: i64,
+    /// Who is creating it, for the audit trail.
+    pub created_by: &'a str,
 }
 
 /// What a login records about a successful use.
@@ -104,8 +110,8 @@ impl CodeRef {
     }
 }
 
-const CODE_INFO_COLUMNS: &str =
-    "id, user, label, created, revoked, last_used, last_service, last_rhost, use_count";
+const CODE_INFO_COLUMNS: &str = "id, user, label, created, revoked, last_used, last_service, \
+     last_rhost, use_count, created_by, revoked_by";
 
 fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
     let last_time: Option<i64> = row.get(5)?;
@@ -124,6 +130,8 @@ fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
             None => None,
         },
         use_count: row.get(8)?,
+        created_by: row.get(9)?,
+        revoked_by: row.get(10)?,
     })
 }
 
@@ -388,34 +396,47 @@ impl Store {
     }
 
     /// Revokes one of `user`'s active codes: the hash is wiped, the row stays for the audit trail.
-    pub fn revoke(&mut self, user: &str, which: &CodeRef, now: i64) -> Result<CodeInfo, Error> {
+    pub fn revoke(
+        &mut self,
+        user: &str,
+        which: &CodeRef,
+        now: i64,
+        by: &str,
+    ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
         let current = find_active(&tx, &path, user, which)?;
         tx.execute(
-            "UPDATE app_passwords SET revoked = ?2, hash = NULL WHERE id = ?1",
-            params![current.id, now],
+            "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL WHERE id = ?1",
+            params![current.id, now, by],
         )
         .map_err(|e| classify(&path, e))?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(CodeInfo {
             revoked: Some(now),
+            revoked_by: Some(by.into()),
             ..current
         })
     }
 
-    /// Revokes every active code of `user`; returns what was revoked (possibly nothing).
-    pub fn revoke_all(&mut self, user: &str, now: i64) -> Result<Vec<CodeInfo>, Error> {
+    /// Revokes every active code of `user`, or of every user when `user` is `None`; returns
+    /// what was revoked (possibly nothing).
+    pub fn revoke_all(
+        &mut self,
+        user: Option<&str>,
+        now: i64,
+        by: &str,
+    ) -> Result<Vec<CodeInfo>, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
         let revoked = {
             let sql = format!(
-                "UPDATE app_passwords SET revoked = ?2, hash = NULL
-                 WHERE user = ?1 AND revoked IS NULL RETURNING {CODE_INFO_COLUMNS}"
+                "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL
+                 WHERE (?1 IS NULL OR user = ?1) AND revoked IS NULL RETURNING {CODE_INFO_COLUMNS}"
             );
             let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, e))?;
             let rows = stmt
-                .query_map(params![user, now], code_info)
+                .query_map(params![user, now, by], code_info)
                 .map_err(|e| classify(&path, e))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(|e| classify(&path, e))?
@@ -424,6 +445,34 @@ impl Store {
         let mut revoked = revoked;
         revoked.sort_by_key(|c| c.id);
         Ok(revoked)
+    }
+
+    /// Every code, or one user's, revoked ones included, for `audit`: never-used codes first,
+    /// then by last use, oldest first, so that stale codes stand out.
+    pub fn audit(&self, user: Option<&str>) -> Result<Vec<CodeInfo>, Error> {
+        let sql = format!(
+            "SELECT {CODE_INFO_COLUMNS} FROM app_passwords WHERE (?1 IS NULL OR user = ?1)
+             ORDER BY revoked IS NOT NULL, last_used IS NOT NULL, last_used, created, id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![user], code_info)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Deletes the rows of codes revoked at or before `revoked_before`; returns how many.
+    pub fn prune(&mut self, revoked_before: i64) -> Result<usize, Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let removed = tx
+            .execute(
+                "DELETE FROM app_passwords WHERE revoked IS NOT NULL AND revoked <= ?1",
+                params![revoked_before],
+            )
+            .map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(removed)
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
@@ -457,13 +506,13 @@ fn find_active(
     })
 }
 
-/// Creates an empty store file (owner-only) if none exists. Returns whether it created one. The
+/// Creates an empty store file (owner and group: root and the store group) if none exists. Returns whether it created one. The
 /// file is created here, not by SQLite, so that `O_EXCL|O_NOFOLLOW` and the mode are ours.
 fn create_file_if_missing(path: &Path) -> Result<bool, Error> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(0o660)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {

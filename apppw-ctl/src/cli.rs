@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{list, new, rename, revoke};
+use crate::commands::{audit, init, list, new, prune, rename, revoke};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,9 @@ pub struct GlobalArgs {
     /// Act on this user's app passwords instead of your own (root only)
     #[arg(long, value_name = "NAME", global = true)]
     pub user: Option<String>,
+    /// Configuration file instead of /etc/apppw/apppw.conf (root only)
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -45,4 +48,10 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Revoke one app password, or all of them with --all
     Revoke(revoke::RevokeArgs),
+    /// Every user's app passwords with their last use, stale ones first (root only)
+    Audit(audit::AuditArgs),
+    /// Delete the records of revoked app passwords (root only)
+    Prune(prune::PruneArgs),
+    /// Set up this host: the apppw group, the store directory and database, the config (root only)
+    Init(init::InitArgs),
 }

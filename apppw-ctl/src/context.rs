@@ -1,23 +1,46 @@
-//! Who is asking, about whom, and where the store is. Identity comes from the real uid, never from
-//! the environment; every override of whom or where is for root only. This is the one place where
-//! those privilege decisions are made.
+//! Who is asking, about whom, under which policy, and where the store is. Identity comes from the
+//! real uid, never from the environment; every override of whom, where or which configuration is
+//! for root only. This is the one place where those privilege decisions are made.
 #![forbid(unsafe_code)]
 
+use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use apppw_core::config::{DEFAULT_CONFIG_PATH, load_policy};
 use apppw_core::{DEFAULT_STORE_PATH, Policy};
-use nix::unistd::{Uid, User, getuid};
+use nix::unistd::{Group, User, getgrouplist, getuid};
 
 use crate::cli::GlobalArgs;
 use crate::error::CtlError;
 use crate::output::Output;
 
+/// The person running apppw-ctl, from the real uid.
+pub struct Caller {
+    pub uid: u32,
+    pub name: String,
+}
+
+impl Caller {
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// How the audit trail names the caller: `alice (uid 1001)`.
+    pub fn actor(&self) -> String {
+        format!("{} (uid {})", self.name, self.uid)
+    }
+}
+
 /// Everything a command needs to run.
 pub struct Context {
+    pub caller: Caller,
     /// Whose codes the command works on: the caller, or for root the `--user` given.
     pub user: String,
+    /// Whether root named the user with `--user` (audit then shows only that user).
+    pub user_was_given: bool,
     pub store_path: PathBuf,
+    pub config_path: PathBuf,
     pub policy: Policy,
     /// Unix seconds, read once.
     pub now: i64,
@@ -26,31 +49,37 @@ pub struct Context {
 
 impl Context {
     pub fn resolve(global: &GlobalArgs) -> Result<Context, CtlError> {
-        let uid = getuid();
-        let is_root = uid.is_root();
-        if !is_root {
-            if global.db.is_some() {
-                return Err(CtlError::RootOnly { option: "--db" });
-            }
-            if global.user.is_some() {
-                return Err(CtlError::RootOnly { option: "--user" });
+        let caller = current_caller()?;
+        if !caller.is_root() {
+            for (given, option) in [
+                (global.db.is_some(), "--db"),
+                (global.user.is_some(), "--user"),
+                (global.config.is_some(), "--config"),
+            ] {
+                if given {
+                    return Err(CtlError::RootOnly { option });
+                }
             }
         }
         let user = match &global.user {
-            Some(name) => match User::from_name(name) {
-                Ok(Some(user)) => user.name,
-                Ok(None) => return Err(CtlError::NoSuchUser(name.clone())),
-                Err(e) => return Err(CtlError::UserLookup(e.to_string())),
-            },
-            None => caller_name(uid)?,
+            Some(name) => lookup_user(name)?.name,
+            None => caller.name.clone(),
         };
+        let config_path = global
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let policy = load_policy(&config_path)?;
         Ok(Context {
+            caller,
             user,
+            user_was_given: global.user.is_some(),
             store_path: global
                 .db
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH)),
-            policy: Policy::default(),
+            config_path,
+            policy,
             now: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
@@ -58,12 +87,56 @@ impl Context {
             out: Output::new(global.json),
         })
     }
+
+    /// Refuses commands that only root may run.
+    pub fn require_root(&self, command: &'static str) -> Result<(), CtlError> {
+        if self.caller.is_root() {
+            Ok(())
+        } else {
+            Err(CtlError::RootOnlyCommand { command })
+        }
+    }
+
+    /// Whether the policy lets the target user create codes (root may always).
+    pub fn check_may_create(&self) -> Result<(), CtlError> {
+        if self.caller.is_root() {
+            return Ok(());
+        }
+        let user = lookup_user(&self.user)?;
+        let name =
+            CString::new(user.name.clone()).map_err(|e| CtlError::UserLookup(e.to_string()))?;
+        let groups: Vec<String> = getgrouplist(&name, user.gid)
+            .map_err(|e| CtlError::UserLookup(e.to_string()))?
+            .into_iter()
+            .filter_map(|gid| Group::from_gid(gid).ok().flatten().map(|g| g.name))
+            .collect();
+        if self.policy.may_create(&user.name, &groups) {
+            Ok(())
+        } else {
+            Err(CtlError::NotAllowed {
+                user: user.name,
+                config: self.config_path.display().to_string(),
+            })
+        }
+    }
 }
 
-fn caller_name(uid: Uid) -> Result<String, CtlError> {
+fn current_caller() -> Result<Caller, CtlError> {
+    let uid = getuid();
     match User::from_uid(uid) {
-        Ok(Some(user)) => Ok(user.name),
+        Ok(Some(user)) => Ok(Caller {
+            uid: uid.as_raw(),
+            name: user.name,
+        }),
         Ok(None) => Err(CtlError::UnknownCaller(uid.as_raw())),
+        Err(e) => Err(CtlError::UserLookup(e.to_string())),
+    }
+}
+
+fn lookup_user(name: &str) -> Result<User, CtlError> {
+    match User::from_name(name) {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(CtlError::NoSuchUser(name.to_owned())),
         Err(e) => Err(CtlError::UserLookup(e.to_string())),
     }
 }

@@ -8,9 +8,12 @@ pub enum CtlError {
     Core(#[from] apppw_core::Error),
 
     #[error(
-        "{option} is for root only: it would let you act on a store or user other than your own. Run it as root (e.g. with sudo), or leave it out to manage your own app passwords"
+        "{option} is for root only: it would let you act on a store, user or configuration other than your own. Run it as root (e.g. with sudo), or leave it out to manage your own app passwords"
     )]
     RootOnly { option: &'static str },
+
+    #[error("`apppw-ctl {command}` is for root only; run it with sudo")]
+    RootOnlyCommand { command: &'static str },
 
     #[error("there is no user named {0:?} on this host; check the name with `getent passwd`")]
     NoSuchUser(String),
@@ -21,8 +24,24 @@ pub enum CtlError {
     #[error("cannot read the user database: {0}")]
     UserLookup(String),
 
+    #[error(
+        "{user} may not create app passwords on this host (allowed_users / allowed_groups in {config}); ask your administrator"
+    )]
+    NotAllowed { user: String, config: String },
+
+    #[error(
+        "apppw-ctl needs a terminal to ask for your password again; connect with `ssh -t` (or run it in an interactive session)"
+    )]
+    NoTerminal,
+
+    #[error("your identity could not be confirmed ({0}); nothing was changed")]
+    Reauthentication(String),
+
     #[error("the operating system's random number generator failed ({0}); nothing was created")]
     Random(String),
+
+    #[error("{action} failed: {reason}")]
+    Setup { action: String, reason: String },
 
     #[error("could not write the output: {0}")]
     Output(std::io::Error),

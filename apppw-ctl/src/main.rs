@@ -2,11 +2,13 @@
 //! who is asking, and dispatches; each subcommand lives in `commands/`.
 #![deny(unsafe_code)]
 
+mod audit_log;
 mod cli;
 mod commands;
 mod context;
 mod error;
 mod output;
+mod reauth;
 mod startup;
 
 use std::io::Write;
@@ -45,5 +47,8 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
         Command::List(args) => commands::list::run(&ctx, args),
         Command::Rename(args) => commands::rename::run(&ctx, args),
         Command::Revoke(args) => commands::revoke::run(&ctx, args),
+        Command::Audit(args) => commands::audit::run(&ctx, args),
+        Command::Prune(args) => commands::prune::run(&ctx, args),
+        Command::Init(args) => commands::init::run(&ctx, args),
     }
 }

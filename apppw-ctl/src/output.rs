@@ -24,6 +24,8 @@ pub struct CodeView<'a> {
     pub revoked: Option<String>,
     pub last_used: Option<LastUseView<'a>>,
     pub use_count: i64,
+    pub created_by: Option<&'a str>,
+    pub revoked_by: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,8 @@ impl<'a> From<&'a CodeInfo> for CodeView<'a> {
                 rhost: u.rhost.as_deref(),
             }),
             use_count: code.use_count,
+            created_by: code.created_by.as_deref(),
+            revoked_by: code.revoked_by.as_deref(),
         }
     }
 }

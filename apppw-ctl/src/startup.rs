@@ -12,9 +12,9 @@ use nix::sys::stat::{Mode, umask};
 pub fn harden() {
     clear_environment();
     ensure_standard_fds();
-    // New files (the store, its -wal and -shm) are never world-accessible, whatever the caller's
-    // umask was.
-    umask(Mode::from_bits_truncate(0o077));
+    // New files (the store, its -wal and -shm) are open to root and the apppw group and to
+    // nobody else, whatever the caller's umask was.
+    umask(Mode::from_bits_truncate(0o007));
     // A core dump could hold a freshly minted code.
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
     // With `ulimit -f` a caller could kill us mid-write with SIGXFSZ; ignored, the write fails

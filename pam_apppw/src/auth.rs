@@ -4,6 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use apppw_core::config::load_policy;
 use apppw_core::login::{LoginAttempt, check_login};
 use pamsm::{Pam, PamError, PamLibExt};
 
@@ -35,6 +36,8 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
         rhost,
         now: unix_now(),
     };
+    // A broken configuration fails closed, like a bad option: the administrator must fix it.
+    load_policy(&options.conf).map_err(|e| Failure::BadOptions(e.to_string()))?;
     let decision = check_login(&options.db, &attempt).map_err(Failure::Store)?;
     Ok(Report::Decided {
         decision,

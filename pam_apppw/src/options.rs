@@ -5,11 +5,14 @@
 use std::path::PathBuf;
 
 use apppw_core::DEFAULT_STORE_PATH;
+use apppw_core::config::DEFAULT_CONFIG_PATH;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {
     /// The store (`db=PATH`, absolute).
     pub db: PathBuf,
+    /// The configuration file (`conf=PATH`, absolute).
+    pub conf: PathBuf,
     /// `debug`: log the decision path (never secrets).
     pub debug: bool,
     /// `fault=panic`, only in builds with the `fault-injection` feature (tests).
@@ -20,6 +23,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options {
             db: PathBuf::from(DEFAULT_STORE_PATH),
+            conf: PathBuf::from(DEFAULT_CONFIG_PATH),
             debug: false,
             panic_for_tests: false,
         };
@@ -31,12 +35,13 @@ impl Options {
                 }
                 #[cfg(feature = "fault-injection")]
                 Some(("fault", "panic")) => options.panic_for_tests = true,
-                Some(("db", _)) => {
-                    return Err(format!("option {arg:?}: db= needs an absolute path"));
+                Some(("conf", path)) if path.starts_with('/') => options.conf = PathBuf::from(path),
+                Some((key @ ("db" | "conf"), _)) => {
+                    return Err(format!("option {arg:?}: {key}= needs an absolute path"));
                 }
                 _ => {
                     return Err(format!(
-                        "unknown option {arg:?}: pam_apppw knows db=PATH and debug"
+                        "unknown option {arg:?}: pam_apppw knows db=PATH, conf=PATH and debug"
                     ));
                 }
             }

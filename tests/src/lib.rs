@@ -155,6 +155,12 @@ impl World {
             .prefix("apppw-test")
             .tempdir()
             .expect("temp dir");
+        // Stores live in directories nobody else can enter (pam_apppw checks).
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let services = dir.path().join("pam.d");
         std::fs::create_dir(&services).unwrap();
         let module = dir.path().join("pam_apppw.so");

@@ -1,7 +1,7 @@
 //! `apppw-ctl new LABEL`: mint a code and show it once.
 #![forbid(unsafe_code)]
 
-use apppw_core::mint::mint;
+use apppw_core::mint::{MintRequest, mint};
 use apppw_core::{Label, escape_text, timefmt};
 use clap::Args;
 use rand::TryRngCore;
@@ -9,6 +9,7 @@ use rand::rngs::OsRng;
 use serde::Serialize;
 
 use super::open_store;
+use crate::audit_log;
 use crate::context::Context;
 use crate::error::CtlError;
 use crate::output::quote;
@@ -30,6 +31,8 @@ struct NewView<'a> {
 
 pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     let label = Label::new(&args.label)?;
+    ctx.check_may_create()?;
+    crate::reauth::confirm_identity(ctx)?;
     // Fail before touching the store if the kernel's generator is unavailable; after this probe a
     // failure is practically impossible, and would abort rather than mint a weak code.
     let mut probe = [0u8; 1];
@@ -39,14 +42,14 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     let mut rng = OsRng.unwrap_err();
 
     let mut store = open_store(ctx, true)?;
-    let minted = mint(
-        &mut store,
-        &ctx.user,
-        &label,
-        &ctx.policy,
-        ctx.now,
-        &mut rng,
-    )?;
+    let actor = ctx.caller.actor();
+    let request = MintRequest {
+        user: &ctx.user,
+        label: &label,
+        created_by: &actor,
+    };
+    let minted = mint(&mut store, &request, &ctx.policy, ctx.now, &mut rng)?;
+    audit_log::record(ctx, "created", minted.id, label.as_str(), &ctx.user);
     let shown = minted.code.display_grouped();
     if ctx.out.json() {
         ctx.out.value(&NewView {

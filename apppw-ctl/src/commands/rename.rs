@@ -5,6 +5,7 @@ use apppw_core::{CodeRef, Label};
 use clap::Args;
 
 use super::open_store;
+use crate::audit_log;
 use crate::context::Context;
 use crate::error::CtlError;
 use crate::output::{CodeView, quote};
@@ -22,6 +23,7 @@ pub fn run(ctx: &Context, args: &RenameArgs) -> Result<(), CtlError> {
     let label = Label::new(&args.label)?;
     let mut store = open_store(ctx, false)?;
     let renamed = store.rename(&ctx.user, &which, &label)?;
+    audit_log::record(ctx, "renamed", renamed.id, &renamed.label, &renamed.user);
     if ctx.out.json() {
         ctx.out.value(&CodeView::from(&renamed))
     } else {

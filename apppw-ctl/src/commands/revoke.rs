@@ -1,5 +1,6 @@
-//! `apppw-ctl revoke ID|LABEL` and `apppw-ctl revoke --all`: stop app passwords from working. When
-//! this returns, the revocation is on disk (fsynced) and every later login refuses the code.
+//! `apppw-ctl revoke ID|LABEL`, `revoke --all` and, for root, `revoke --all-users`: stop app
+//! passwords from working. When this returns, the revocation is on disk (fsynced) and every later
+//! login refuses the code.
 #![forbid(unsafe_code)]
 
 use apppw_core::CodeRef;
@@ -7,18 +8,22 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 
 use super::open_store;
+use crate::audit_log;
 use crate::context::Context;
 use crate::error::CtlError;
 use crate::output::{CodeView, quote};
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("which").required(true).args(["target", "all"])))]
+#[command(group(ArgGroup::new("which").required(true).args(["target", "all", "all_users"])))]
 pub struct RevokeArgs {
     /// Id of the app password (as `list` shows it), or its label
     pub target: Option<String>,
-    /// Revoke every active app password
+    /// Revoke every active app password (of the user)
     #[arg(long)]
     pub all: bool,
+    /// Revoke every active app password of every user (root only)
+    #[arg(long)]
+    pub all_users: bool,
 }
 
 #[derive(Serialize)]
@@ -28,11 +33,22 @@ struct RevokedView<'a> {
 
 pub fn run(ctx: &Context, args: &RevokeArgs) -> Result<(), CtlError> {
     let which = args.target.as_deref().map(CodeRef::parse).transpose()?;
+    if args.all_users {
+        ctx.require_root("revoke --all-users")?;
+    }
+    if args.all {
+        crate::reauth::confirm_identity(ctx)?;
+    }
     let mut store = open_store(ctx, false)?;
+    let actor = ctx.caller.actor();
     let revoked = match &which {
-        Some(which) => vec![store.revoke(&ctx.user, which, ctx.now)?],
-        None => store.revoke_all(&ctx.user, ctx.now)?,
+        Some(which) => vec![store.revoke(&ctx.user, which, ctx.now, &actor)?],
+        None if args.all_users => store.revoke_all(None, ctx.now, &actor)?,
+        None => store.revoke_all(Some(&ctx.user), ctx.now, &actor)?,
     };
+    for code in &revoked {
+        audit_log::record(ctx, "revoked", code.id, &code.label, &code.user);
+    }
     if ctx.out.json() {
         return ctx.out.value(&RevokedView {
             revoked: revoked.iter().map(CodeView::from).collect(),
@@ -45,8 +61,13 @@ pub fn run(ctx: &Context, args: &RevokeArgs) -> Result<(), CtlError> {
     }
     let mut text = String::new();
     for code in &revoked {
+        let owner = if args.all_users {
+            format!(" of {}", apppw_core::escape_text(&code.user))
+        } else {
+            String::new()
+        };
         text.push_str(&format!(
-            "Revoked app password {} ({}). It no longer works.\n",
+            "Revoked app password {} ({}){owner}. It no longer works.\n",
             code.id,
             quote(&code.label)
         ));

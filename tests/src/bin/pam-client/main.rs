@@ -3,17 +3,18 @@
 //! management, end.
 //!
 //! Usage: pam-client SERVICE USER [--rhost HOST] [--no-account] [--repeat N] < password
-//! The password is stdin without one trailing newline (any bytes up to the first NUL). Prints
-//! `authenticate=<code> <text>` and `acct_mgmt=<code> <text>`; exits 0 only if every step
-//! returned PAM_SUCCESS.
-#![deny(unsafe_code)]
-
-mod ffi;
+//! The password is stdin without one trailing newline (bytes after a NUL cannot pass through
+//! PAM). Prints `authenticate=<code> <text>` and `acct_mgmt=<code> <text>` for each round; exits
+//! 0 only if every step returned PAM_SUCCESS.
+#![forbid(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
+
+use apppw_pam_client::{FixedSecret, PAM_SUCCESS, Transaction};
+use zeroize::Zeroizing;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let service = args[0].to_string_lossy().into_owned();
+    let service = CString::new(args[0].as_bytes()).expect("service without NUL");
     let user = CString::new(args[1].as_bytes()).expect("user without NUL");
     let mut rhost = None;
     let mut account = true;
@@ -31,11 +32,7 @@ fn main() -> ExitCode {
     let mut rest = args[2..].iter();
     while let Some(arg) = rest.next() {
         match arg.to_str() {
-            Some("--rhost") => {
-                rhost = rest
-                    .next()
-                    .map(|h| CString::new(h.as_bytes()).expect("rhost"))
-            }
+            Some("--rhost") => rhost = rest.next().map(|h| h.to_string_lossy().into_owned()),
             Some("--no-account") => account = false,
             Some("--repeat") => {
                 repeat = rest
@@ -49,37 +46,34 @@ fn main() -> ExitCode {
             }
         }
     }
-    let mut password = Vec::new();
+    let mut password = Zeroizing::new(Vec::new());
     std::io::stdin()
         .read_to_end(&mut password)
         .expect("read stdin");
     if password.last() == Some(&b'\n') {
         password.pop();
     }
-    if let Some(nul) = password.iter().position(|&b| b == 0) {
-        password.truncate(nul);
-    }
-    let password = CString::new(password).expect("NUL removed");
 
     let mut all_ok = true;
     for _ in 0..repeat {
-        let mut session = match ffi::Session::start(&service, &user, password.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("pam-client: {e}");
+        let conversation = Box::new(FixedSecret(password.clone()));
+        let mut pam = match Transaction::start(&service, &user, conversation) {
+            Ok(t) => t,
+            Err(code) => {
+                eprintln!("pam-client: pam_start failed with {code}");
                 return ExitCode::from(3);
             }
         };
         if let Some(rhost) = &rhost {
-            session.set_rhost(rhost);
+            pam.set_rhost(rhost);
         }
-        let auth = session.authenticate();
-        println!("authenticate={auth} {}", session.strerror(auth));
-        all_ok &= auth == 0;
-        if account && auth == 0 {
-            let acct = session.acct_mgmt();
-            println!("acct_mgmt={acct} {}", session.strerror(acct));
-            all_ok &= acct == 0;
+        let auth = pam.authenticate(0);
+        println!("authenticate={auth} {}", pam.describe(auth));
+        all_ok &= auth == PAM_SUCCESS;
+        if account && auth == PAM_SUCCESS {
+            let acct = pam.acct_mgmt(0);
+            println!("acct_mgmt={acct} {}", pam.describe(acct));
+            all_ok &= acct == PAM_SUCCESS;
         }
     }
     if all_ok {

@@ -1,0 +1,207 @@
+//! /etc/apppw/apppw.conf: `key = value` lines, `#` comments. Every key is known and every value
+//! validated; a mistake is an error naming the file, the line and the key, and the PAM module
+//! fails closed on it rather than guess.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::hash::HashParams;
+use crate::policy::Policy;
+use crate::secure_path::check_config_path;
+
+/// Where the configuration lives unless root says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/apppw/apppw.conf";
+
+/// The file `apppw-ctl init` writes: every key, commented out at its default.
+pub const DEFAULT_CONFIG_TEXT: &str = "\
+# apppw configuration (apppw.conf(5)). Lines are `key = value`; `#` starts a comment.
+# Every key is optional; the values shown are the defaults.
+
+# Most active app passwords one user may hold.
+#max_active_codes = 25
+
+# Who may create app passwords: user names and/or group names, separated by spaces or commas.
+# Both empty: everyone.
+#allowed_users =
+#allowed_groups =
+
+# Argon2id cost of newly minted codes (existing codes keep the cost they were made with).
+#argon2_memory_kib = 19456
+#argon2_iterations = 2
+#argon2_parallelism = 1
+
+# Ask users for their account password (PAM service apppw-ctl) before `new` and `revoke --all`.
+# Set to no on hosts where users log in with SSH keys only and have no password.
+#reauthenticate = yes
+";
+
+/// Reads the policy from `path`; a missing file means the defaults.
+pub fn load_policy(path: &Path) -> Result<Policy, Error> {
+    if !check_config_path(path).map_err(Error::UnsafePath)? {
+        return Ok(Policy::default());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.into(),
+        line: 0,
+        key: String::new(),
+        problem: format!("cannot be read: {e}"),
+    })?;
+    parse_policy(path, &text)
+}
+
+/// Parses configuration text (`path` is only for messages).
+pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
+    let mut policy = Policy::default();
+    let mut seen = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let fail = |key: &str, problem: String| Error::Config {
+            path: path.into(),
+            line,
+            key: key.into(),
+            problem,
+        };
+        let Some((key, value)) = content.split_once('=') else {
+            return Err(fail(
+                "",
+                format!("expected `key = value`, found {content:?}"),
+            ));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if seen.contains(&key.to_string()) {
+            return Err(fail(key, "is set twice".into()));
+        }
+        seen.push(key.to_string());
+        match key {
+            "max_active_codes" => {
+                policy.max_active_codes = number(value, 1, 10_000).map_err(|p| fail(key, p))?
+            }
+            "allowed_users" => policy.allowed_users = names(value),
+            "allowed_groups" => policy.allowed_groups = names(value),
+            "argon2_memory_kib" => {
+                policy.hash_params.memory_kib =
+                    number(value, 1024, 4 * 1024 * 1024).map_err(|p| fail(key, p))?
+            }
+            "argon2_iterations" => {
+                policy.hash_params.iterations = number(value, 1, 100).map_err(|p| fail(key, p))?
+            }
+            "argon2_parallelism" => {
+                policy.hash_params.parallelism = number(value, 1, 64).map_err(|p| fail(key, p))?
+            }
+            "reauthenticate" => policy.reauthenticate = boolean(value).map_err(|p| fail(key, p))?,
+            _ => {
+                return Err(fail(
+                    key,
+                    "is not a known setting (see apppw.conf(5) or the comments `apppw-ctl init` writes)".into(),
+                ));
+            }
+        }
+    }
+    check_hash_params(&policy.hash_params).map_err(|problem| Error::Config {
+        path: path.into(),
+        line: 0,
+        key: "argon2_*".into(),
+        problem,
+    })?;
+    Ok(policy)
+}
+
+fn check_hash_params(params: &HashParams) -> Result<(), String> {
+    // Argon2 needs at least 8 KiB of memory per lane.
+    if params.memory_kib < 8 * params.parallelism {
+        return Err("argon2_memory_kib must be at least 8 x argon2_parallelism".into());
+    }
+    Ok(())
+}
+
+fn number(value: &str, min: u32, max: u32) -> Result<u32, String> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("must be a whole number from {min} to {max}, not {value:?}"))
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value {
+        "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(format!("must be yes or no, not {value:?}")),
+    }
+}
+
+fn names(value: &str) -> Vec<String> {
+    value
+        .split([' ', ',', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, Error> {
+        parse_policy(Path::new("/etc/apppw/apppw.conf"), text)
+    }
+
+    #[test]
+    fn the_default_file_gives_the_defaults() {
+        assert_eq!(parse(DEFAULT_CONFIG_TEXT).unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let p = parse(
+            "max_active_codes = 5\nallowed_users = alice, bob\nallowed_groups = mail\n\
+             argon2_memory_kib = 47104 # 46 MiB\nargon2_iterations=1\nargon2_parallelism = 2\nreauthenticate = no\n",
+        )
+        .unwrap();
+        assert_eq!(p.max_active_codes, 5);
+        assert_eq!(p.allowed_users, ["alice", "bob"]);
+        assert_eq!(p.allowed_groups, ["mail"]);
+        assert_eq!(
+            p.hash_params,
+            HashParams {
+                memory_kib: 47104,
+                iterations: 1,
+                parallelism: 2
+            }
+        );
+        assert!(!p.reauthenticate);
+    }
+
+    #[test]
+    fn mistakes_name_file_line_and_key() {
+        for (text, line, key) in [
+            ("max_active_codes = lots", 1, "max_active_codes"),
+            ("\n\nmax_codes = 3", 3, "max_codes"),
+            ("reauthenticate = maybe", 1, "reauthenticate"),
+            ("argon2_memory_kib = 12", 1, "argon2_memory_kib"),
+            (
+                "max_active_codes = 1\nmax_active_codes = 2",
+                2,
+                "max_active_codes",
+            ),
+            ("just words", 1, ""),
+        ] {
+            match parse(text) {
+                Err(Error::Config {
+                    line: l, key: k, ..
+                }) => assert_eq!((l, k.as_str()), (line, key), "{text:?}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let message = parse("\nbogus = 1").unwrap_err().to_string();
+        assert!(
+            message.starts_with("/etc/apppw/apppw.conf:2: bogus: "),
+            "{message}"
+        );
+    }
+}

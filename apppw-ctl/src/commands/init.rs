@@ -1,0 +1,143 @@
+//! `apppw-ctl init`: set up a host (root only), or repair it; safe to run again. It creates the
+//! system group `apppw`, the store directory (root:apppw, mode 2770: the setgid bit makes the
+//! -wal and -shm files that root services create belong to the group too), the database
+//! (root:apppw 0660), and a commented configuration file. The packages run it on install.
+#![forbid(unsafe_code)]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+use std::path::Path;
+use std::process::Command;
+
+use apppw_core::config::DEFAULT_CONFIG_TEXT;
+use apppw_core::secure_path::{STORE_GROUP, store_gid};
+use clap::Args;
+
+use super::open_store;
+use crate::context::Context;
+use crate::error::CtlError;
+
+#[derive(Args)]
+pub struct InitArgs {}
+
+fn setup_error(action: String, e: impl std::fmt::Display) -> CtlError {
+    CtlError::Setup {
+        action,
+        reason: e.to_string(),
+    }
+}
+
+pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
+    ctx.require_root("init")?;
+    let mut done = Vec::new();
+
+    let gid = match store_gid() {
+        Some(gid) => gid,
+        None => {
+            let status = Command::new("/usr/sbin/groupadd")
+                .args(["--system", STORE_GROUP])
+                .status()
+                .map_err(|e| setup_error(format!("running groupadd --system {STORE_GROUP}"), e))?;
+            if !status.success() {
+                return Err(setup_error(
+                    format!("groupadd --system {STORE_GROUP}"),
+                    status,
+                ));
+            }
+            done.push(format!("created the system group {STORE_GROUP}"));
+            store_gid().ok_or_else(|| {
+                setup_error(
+                    format!("looking up group {STORE_GROUP}"),
+                    "not found after groupadd",
+                )
+            })?
+        }
+    };
+
+    let dir = ctx.store_path.parent().unwrap_or(Path::new("/"));
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| setup_error(format!("creating {}", dir.display()), e))?;
+        done.push(format!("created {}", dir.display()));
+    }
+    set_owner_and_mode(dir, gid, 0o2770, &mut done)?;
+
+    let existed = ctx.store_path.exists();
+    drop(open_store(ctx, true)?);
+    if !existed {
+        done.push(format!("created the store {}", ctx.store_path.display()));
+    }
+    set_owner_and_mode(&ctx.store_path, gid, 0o660, &mut done)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = ctx.store_path.with_file_name(format!(
+            "{}{suffix}",
+            ctx.store_path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+        ));
+        if side.exists() {
+            set_owner_and_mode(&side, gid, 0o660, &mut done)?;
+        }
+    }
+
+    if !ctx.config_path.exists() {
+        if let Some(parent) = ctx.config_path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| setup_error(format!("creating {}", parent.display()), e))?;
+        }
+        std::fs::write(&ctx.config_path, DEFAULT_CONFIG_TEXT)
+            .map_err(|e| setup_error(format!("writing {}", ctx.config_path.display()), e))?;
+        std::fs::set_permissions(&ctx.config_path, PermissionsExt::from_mode(0o644))
+            .map_err(|e| setup_error(format!("chmod {}", ctx.config_path.display()), e))?;
+        done.push(format!("wrote {}", ctx.config_path.display()));
+    }
+
+    let mut report = if done.is_empty() {
+        "Nothing to do: apppw is set up.\n".to_string()
+    } else {
+        done.iter()
+            .map(|d| format!("apppw-ctl init: {d}\n"))
+            .collect()
+    };
+    if let Some(hint) = setgid_hint(gid) {
+        report.push_str(&hint);
+    }
+    ctx.out.text(&report)
+}
+
+fn set_owner_and_mode(
+    path: &Path,
+    gid: u32,
+    mode: u32,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| setup_error(format!("examining {}", path.display()), e))?;
+    if meta.uid() != 0 || meta.gid() != gid {
+        chown(path, Some(0), Some(gid))
+            .map_err(|e| setup_error(format!("chown root:{STORE_GROUP} {}", path.display()), e))?;
+        done.push(format!(
+            "set the owner of {} to root:{STORE_GROUP}",
+            path.display()
+        ));
+    }
+    if meta.mode() & 0o7777 != mode {
+        std::fs::set_permissions(path, PermissionsExt::from_mode(mode))
+            .map_err(|e| setup_error(format!("chmod {mode:o} {}", path.display()), e))?;
+        done.push(format!("set the mode of {} to {mode:o}", path.display()));
+    }
+    Ok(())
+}
+
+/// Users can only reach the store through apppw-ctl if it is setgid apppw; say so if it is not.
+fn setgid_hint(gid: u32) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let meta = std::fs::metadata(&exe).ok()?;
+    if meta.gid() == gid && meta.mode() & 0o2000 != 0 {
+        return None;
+    }
+    Some(format!(
+        "Note: {0} is not setgid {STORE_GROUP}, so only root can use it. To let users manage their own app passwords:\n    chgrp {STORE_GROUP} {0} && chmod 2755 {0}\n",
+        exe.display()
+    ))
+}

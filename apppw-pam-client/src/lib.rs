@@ -1,0 +1,39 @@
+//! The application side of PAM: start a transaction for a service and user, answer the modules'
+//! prompts through a [`Conversation`], authenticate, check the account, end. apppw-ctl uses it
+//! to ask a user for their password again before minting; the tests and benchmarks use it to log
+//! in the way Dovecot does.
+//!
+//! All `unsafe` is in `ffi`.
+#![deny(unsafe_code)]
+
+mod ffi;
+
+pub use ffi::Transaction;
+use zeroize::Zeroizing;
+
+/// PAM return codes the callers look at (pam_appl.h).
+pub const PAM_SUCCESS: i32 = 0;
+pub const PAM_AUTH_ERR: i32 = 7;
+pub const PAM_CONV_ERR: i32 = 19;
+pub const PAM_ABORT: i32 = 26;
+
+/// Answers what the modules ask.
+pub trait Conversation {
+    /// A prompt; `echo` says whether the answer may be shown as typed. `None` aborts the
+    /// conversation (PAM_CONV_ERR).
+    fn prompt(&mut self, message: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
+    /// A message to show; `error` for PAM_ERROR_MSG, else PAM_TEXT_INFO.
+    fn show(&mut self, message: &str, error: bool);
+}
+
+/// Answers every prompt with the same secret and ignores messages, like a mail server relaying a
+/// client's password.
+pub struct FixedSecret(pub Zeroizing<Vec<u8>>);
+
+impl Conversation for FixedSecret {
+    fn prompt(&mut self, _message: &str, _echo: bool) -> Option<Zeroizing<Vec<u8>>> {
+        Some(self.0.clone())
+    }
+
+    fn show(&mut self, _message: &str, _error: bool) {}
+}
