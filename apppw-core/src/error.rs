@@ -54,6 +54,11 @@ pub enum Error {
     #[error("the app password store {path} is read-only; nothing was changed. {hint}")]
     ReadOnly { path: PathBuf, hint: &'static str },
 
+    #[error(
+        "could not write the app password store {path} ({reason}): the disk may be full, a file size limit (`ulimit -f`) may be in force, or the disk failed; nothing was changed"
+    )]
+    WriteFailed { path: PathBuf, reason: String },
+
     #[error("the app password store {path} failed: {reason}; nothing was changed")]
     Storage { path: PathBuf, reason: String },
 

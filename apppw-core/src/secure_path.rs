@@ -100,7 +100,11 @@ pub fn check_store_path(store: &Path) -> Result<(), UnsafePath> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    check_ancestors(&dir)?;
+    // The store directory itself is group-writable by design (root:apppw 2770); everything above
+    // it must be root's alone.
+    if let Some(above) = dir.parent() {
+        check_ancestors(above)?;
+    }
     let gids = trusted_gids();
     if let Some(meta) = lstat(&dir)? {
         if !meta.is_dir() {

@@ -328,14 +328,15 @@ impl Store {
             return Ok(None);
         }
         tx.execute(
-            "INSERT INTO app_passwords (user, label, lookup_tag, hash, created)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO app_passwords (user, label, lookup_tag, hash, created, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 code.user,
                 code.label.as_str(),
                 code.lookup_tag,
                 code.hash,
-                code.created
+                code.created,
+                code.created_by
             ],
         )
         .map_err(|e| classify(&path, e))?;
@@ -557,6 +558,10 @@ fn classify(path: &Path, e: rusqlite::Error) -> Error {
         },
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => Error::Busy { path },
         Some(ErrorCode::DiskFull) => Error::DiskFull { path },
+        Some(ErrorCode::SystemIoFailure) => Error::WriteFailed {
+            path,
+            reason: e.to_string(),
+        },
         Some(ErrorCode::ReadOnly) => Error::ReadOnly {
             path,
             hint: "Check the file system and the permissions of the store and its directory",

@@ -220,6 +220,8 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     let all = store.list("alice", true).unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].revoked, Some(NOW + 1));
+    assert_eq!(all[0].created_by.as_deref(), Some("root (uid 0)"));
+    assert_eq!(all[1].revoked_by.as_deref(), Some("alice (uid 1000)"));
     assert_eq!(store.list("alice", false).unwrap().len(), 1);
 
     let gone = store

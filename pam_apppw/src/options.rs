@@ -60,10 +60,19 @@ mod tests {
 
     #[test]
     fn defaults_and_known_options() {
-        assert_eq!(parse(&[]).unwrap().db, PathBuf::from(DEFAULT_STORE_PATH));
-        let o = parse(&["debug", "db=/srv/apppw.db"]).unwrap();
-        assert!(o.debug);
-        assert_eq!(o.db, PathBuf::from("/srv/apppw.db"));
+        assert_eq!(
+            parse(&[]).map(|o| o.db),
+            Ok(PathBuf::from(DEFAULT_STORE_PATH))
+        );
+        let parsed = parse(&["debug", "db=/srv/apppw.db", "conf=/srv/apppw.conf"]);
+        assert_eq!(
+            parsed.map(|o| (o.debug, o.db, o.conf)),
+            Ok((
+                true,
+                PathBuf::from("/srv/apppw.db"),
+                PathBuf::from("/srv/apppw.conf")
+            ))
+        );
     }
 
     #[test]

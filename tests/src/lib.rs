@@ -7,6 +7,9 @@
 //! skips the test with a printed reason; under `CI=true` it fails the test.
 #![forbid(unsafe_code)]
 
+pub mod syslog;
+pub mod system;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -296,6 +299,36 @@ pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let out = child.wait_with_output().expect("wait");
     writer.join().unwrap();
     out
+}
+
+/// Every row of a store, one line each, to show that a failed command changed nothing.
+pub fn dump_store(path: &Path) -> String {
+    if !path.exists() {
+        return String::new();
+    }
+    let conn = rusqlite::Connection::open(path).expect("open the store");
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, user, label, coalesce(hash, ''), created, coalesce(revoked, 0),
+                    coalesce(last_used, 0), use_count FROM app_passwords ORDER BY id",
+        )
+        .expect("query the store");
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}\n",
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?
+        ))
+    })
+    .expect("read the store")
+    .collect::<Result<String, _>>()
+    .expect("read a row")
 }
 
 pub fn assert_success(out: &Output) {

@@ -24,32 +24,8 @@ fn code(out: &std::process::Output) -> Option<i32> {
     out.status.code()
 }
 
-/// Every row of the store, to show that a failed command changed nothing.
-fn snapshot(w: &World) -> Vec<String> {
-    if !w.store.exists() {
-        return vec![];
-    }
-    let conn = rusqlite::Connection::open(&w.store).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT id, user, label, hash, created, revoked, last_used FROM app_passwords ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok(format!(
-            "{:?}",
-            (
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, Option<i64>>(6)?
-            )
-        ))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+fn snapshot(w: &World) -> String {
+    dump_store(&w.store)
 }
 
 #[test]
@@ -240,7 +216,11 @@ fn a_missing_store_is_explained_and_not_created_by_readers() {
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&w.store).unwrap().permissions(),
     );
-    assert_eq!(mode & 0o777, 0o660, "store is for root and the apppw group only: {mode:o}");
+    assert_eq!(
+        mode & 0o777,
+        0o660,
+        "store is for root and the apppw group only: {mode:o}"
+    );
 }
 
 #[test]

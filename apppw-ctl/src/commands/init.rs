@@ -4,7 +4,7 @@
 //! (root:apppw 0660), and a commented configuration file. The packages run it on install.
 #![forbid(unsafe_code)]
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, chown};
 use std::path::Path;
 use std::process::Command;
 
@@ -55,8 +55,7 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
 
     let dir = ctx.store_path.parent().unwrap_or(Path::new("/"));
     if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| setup_error(format!("creating {}", dir.display()), e))?;
+        create_public_dir(dir)?;
         done.push(format!("created {}", dir.display()));
     }
     set_owner_and_mode(dir, gid, 0o2770, &mut done)?;
@@ -82,8 +81,7 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
 
     if !ctx.config_path.exists() {
         if let Some(parent) = ctx.config_path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| setup_error(format!("creating {}", parent.display()), e))?;
+            create_public_dir(parent)?;
         }
         std::fs::write(&ctx.config_path, DEFAULT_CONFIG_TEXT)
             .map_err(|e| setup_error(format!("writing {}", ctx.config_path.display()), e))?;
@@ -103,6 +101,18 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
         report.push_str(&hint);
     }
     ctx.out.text(&report)
+}
+
+/// Creates `dir` and any missing parents as root's, mode 0755 (our umask would make them 0770).
+fn create_public_dir(dir: &Path) -> Result<(), CtlError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| setup_error(format!("creating {}", dir.display()), e))?;
+    // DirBuilder's mode is filtered by the umask.
+    std::fs::set_permissions(dir, PermissionsExt::from_mode(0o755))
+        .map_err(|e| setup_error(format!("chmod 755 {}", dir.display()), e))
 }
 
 fn set_owner_and_mode(

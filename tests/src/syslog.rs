@@ -1,0 +1,67 @@
+//! A syslog receiver for tests: binds /dev/log (this machine has no syslog daemon) and keeps every
+//! datagram, so tests can check what apppw-ctl and pam_apppw really logged.
+#![forbid(unsafe_code)]
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const DEV_LOG: &str = "/dev/log";
+
+pub struct SyslogListener {
+    lines: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyslogListener {
+    /// Binds /dev/log, or `None` if something else already serves it (a real syslog daemon).
+    pub fn start() -> Option<SyslogListener> {
+        if Path::new(DEV_LOG).exists() {
+            return None;
+        }
+        let socket = UnixDatagram::bind(DEV_LOG).ok()?;
+        std::fs::set_permissions(DEV_LOG, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .ok()?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .ok()?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sink, halt) = (lines.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !halt.load(Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    sink.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        });
+        Some(SyslogListener {
+            lines,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Everything received so far, after giving in-flight datagrams a moment to arrive.
+    pub fn lines(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SyslogListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(DEV_LOG);
+    }
+}

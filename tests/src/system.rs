@@ -1,0 +1,129 @@
+//! The installed layout, for tests that need real privilege bits: apppw-ctl copied to a system
+//! directory as root:apppw mode 2755, `apppw-ctl init` run for the default store and config, and
+//! the shipped /etc/pam.d/apppw-ctl. These tests change the host (/var/lib/apppw, /etc/apppw,
+//! /etc/pam.d/apppw-ctl, users), so they run in CI or when APPPW_SYSTEM_TESTS=1, as root.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use crate::{assert_success, ctl_binary, in_ci, is_root, require, run_with_stdin};
+
+/// Where the tests install the setgid apppw-ctl.
+pub const INSTALLED_CTL: &str = "/usr/local/libexec/apppw-test/apppw-ctl";
+pub const SYSTEM_STORE: &str = "/var/lib/apppw/apppw.db";
+pub const SYSTEM_CONFIG: &str = "/etc/apppw/apppw.conf";
+
+/// Exclusive use of the installed system (one test at a time: they share store and config).
+pub struct System {
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// Sets up the installed layout once and takes a turn on it; `None` when system tests are not
+/// enabled here (never under CI).
+pub fn system() -> Option<System> {
+    let enabled = in_ci() || std::env::var("APPPW_SYSTEM_TESTS").as_deref() == Ok("1");
+    if !require(
+        enabled,
+        "system tests change /var/lib/apppw and /etc; set APPPW_SYSTEM_TESTS=1 to run them",
+    ) || !require(
+        is_root(),
+        "system tests install a setgid program; run as root",
+    ) || !require(
+        Path::new("/usr/bin/python3").exists(),
+        "python3 (for a pseudo-terminal)",
+    ) {
+        return None;
+    }
+    static TURN: Mutex<()> = Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(install);
+    // Every test starts from the default configuration.
+    std::fs::write(SYSTEM_CONFIG, apppw_core::config::DEFAULT_CONFIG_TEXT).unwrap();
+    Some(System { _turn: turn })
+}
+
+fn install() {
+    let target = Path::new(INSTALLED_CTL);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::copy(ctl_binary(), target).unwrap();
+    let init = root_ctl_at(target, &["init"]);
+    assert_success(&init);
+    run(&["chgrp", "apppw", INSTALLED_CTL]);
+    run(&["chmod", "2755", INSTALLED_CTL]);
+    let pam = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/pam.d/apppw-ctl");
+    std::fs::copy(pam, "/etc/pam.d/apppw-ctl").unwrap();
+}
+
+fn run(args: &[&str]) {
+    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(status.success(), "{args:?}");
+}
+
+fn root_ctl_at(binary: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(binary);
+    cmd.args(args);
+    run_with_stdin(cmd, b"")
+}
+
+impl Drop for System {
+    /// Leaves the default configuration behind for whatever runs next.
+    fn drop(&mut self) {
+        let _ = std::fs::write(SYSTEM_CONFIG, apppw_core::config::DEFAULT_CONFIG_TEXT);
+        let _ = std::fs::set_permissions(
+            SYSTEM_CONFIG,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        );
+    }
+}
+
+impl System {
+    /// The installed apppw-ctl, run by root.
+    pub fn root(&self, args: &[&str]) -> Output {
+        root_ctl_at(Path::new(INSTALLED_CTL), args)
+    }
+
+    /// The installed apppw-ctl run by `user`, without a terminal.
+    pub fn user(&self, user: &str, args: &[&str]) -> Output {
+        let mut cmd = crate::as_user(Some(user), Path::new(INSTALLED_CTL));
+        cmd.args(args);
+        run_with_stdin(cmd, b"")
+    }
+
+    /// The installed apppw-ctl run by `user` on a pseudo-terminal; `answers` are typed at the
+    /// prompts. Returns the exit status and what the terminal showed.
+    pub fn user_at_terminal(
+        &self,
+        user: &str,
+        args: &[&str],
+        answers: &[&str],
+    ) -> (Option<i32>, String) {
+        let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/run-in-pty.py");
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={user}"))
+            .arg(format!("--regid={user}"))
+            .arg("--init-groups")
+            .arg("--")
+            .arg("/usr/bin/python3")
+            .arg(helper)
+            .arg(INSTALLED_CTL)
+            .args(args);
+        let input: String = answers.iter().map(|a| format!("{a}\n")).collect();
+        let out = run_with_stdin(cmd, input.as_bytes());
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Replaces the configuration for this test (restored to the default by the next `system()`).
+    pub fn configure(&self, text: &str) {
+        std::fs::write(SYSTEM_CONFIG, text).unwrap();
+    }
+
+    pub fn store(&self) -> PathBuf {
+        PathBuf::from(SYSTEM_STORE)
+    }
+}

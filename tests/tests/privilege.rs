@@ -1,0 +1,492 @@
+//! The installed, setgid apppw-ctl driven by real unprivileged users: each manages only their own
+//! codes, proves who they are before minting, cannot redirect the program anywhere, and cannot
+//! break it by how they start it. Root audits and manages everyone's.
+
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+use apppw_tests::system::{INSTALLED_CTL, SYSTEM_STORE, System, system};
+use apppw_tests::*;
+
+const CAROL: &str = "apppw-carol";
+const DAVE: &str = "apppw-dave";
+const CAROL_PASSWORD: &str = "carol's account password";
+const DAVE_PASSWORD: &str = "dave's account password";
+
+fn setup() -> Option<System> {
+    let sys = system()?;
+    for (user, password) in [(CAROL, CAROL_PASSWORD), (DAVE, DAVE_PASSWORD)] {
+        ensure_user(user);
+        set_unix_password(user, password);
+    }
+    assert_success(&sys.root(&["--user", CAROL, "revoke", "--all"]));
+    assert_success(&sys.root(&["--user", DAVE, "revoke", "--all"]));
+    Some(sys)
+}
+
+/// The code in what `new` printed: the line with four groups of four.
+fn code_in(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| {
+            let groups: Vec<&str> = l.split(' ').collect();
+            groups.len() == 4
+                && groups
+                    .iter()
+                    .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_alphanumeric()))
+        })
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+        .to_string()
+}
+
+/// Mints for `user` at a terminal, typing the right password.
+fn mint_as(sys: &System, user: &str, password: &str, label: &str) -> String {
+    let (status, shown) = sys.user_at_terminal(user, &["new", label], &[password]);
+    assert_eq!(status, Some(0), "{shown}");
+    code_in(&shown)
+}
+
+fn json_list(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert_success(out);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A libpam login against the system store, as a root service such as Dovecot would.
+fn login(user: &str, code: &str) -> Login {
+    let w = World::new();
+    w.service(
+        "imap",
+        &format!(
+            "auth required {} db=/var/lib/apppw/apppw.db\naccount required pam_permit.so\n",
+            w.module.display()
+        ),
+    );
+    w.login("imap", user, code.as_bytes(), Some("192.0.2.44"))
+}
+
+fn store_rows() -> String {
+    dump_store(std::path::Path::new(SYSTEM_STORE))
+}
+
+#[test]
+fn a_user_mints_after_proving_who_they_are_and_the_code_logs_in() {
+    let Some(sys) = setup() else { return };
+    let (status, shown) = sys.user_at_terminal(CAROL, &["new", "Phone mail"], &[CAROL_PASSWORD]);
+    assert_eq!(status, Some(0), "{shown}");
+    assert!(
+        shown.contains("Password: "),
+        "the PAM prompt is shown: {shown}"
+    );
+    assert!(
+        !shown.contains(CAROL_PASSWORD),
+        "the password must not echo: {shown}"
+    );
+    assert!(
+        shown.contains("New app password for apppw-carol, label \"Phone mail\""),
+        "{shown}"
+    );
+    let code = code_in(&shown);
+    assert_eq!(login(CAROL, &code).auth, PAM_SUCCESS);
+    assert_eq!(login(DAVE, &code).auth, PAM_AUTH_ERR);
+    let listed = json_list(&sys.user(CAROL, &["--json", "list"]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0]["created_by"],
+        format!("{CAROL} (uid {})", uid_of(CAROL))
+    );
+    assert_eq!(listed[0]["last_used"]["rhost"], "192.0.2.44");
+}
+
+#[test]
+fn a_wrong_password_or_no_terminal_mints_nothing() {
+    let Some(sys) = setup() else { return };
+    let before = store_rows();
+    let (status, shown) = sys.user_at_terminal(CAROL, &["new", "Phone"], &["not my password"]);
+    assert_eq!(status, Some(1), "{shown}");
+    assert!(
+        shown.contains("your identity could not be confirmed"),
+        "{shown}"
+    );
+    let out = sys.user(CAROL, &["new", "Phone"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ssh -t"), "{}", stderr(&out));
+    // revoke --all asks too.
+    let out = sys.user(CAROL, &["revoke", "--all"]);
+    assert!(stderr(&out).contains("ssh -t"), "{}", stderr(&out));
+    assert_eq!(store_rows(), before);
+}
+
+#[test]
+fn an_app_password_cannot_confirm_identity_for_minting_more() {
+    let Some(sys) = setup() else { return };
+    let code = mint_as(&sys, CAROL, CAROL_PASSWORD, "Phone");
+    // Even if an administrator stacks pam_apppw into the apppw-ctl service, it refuses there.
+    let original = std::fs::read_to_string("/etc/pam.d/apppw-ctl").unwrap();
+    std::fs::write(
+        "/etc/pam.d/apppw-ctl",
+        format!("auth sufficient {}\n{original}", module_library().display()),
+    )
+    .unwrap();
+    let attempt = sys.user_at_terminal(CAROL, &["new", "Laptop"], &[&code]);
+    std::fs::write("/etc/pam.d/apppw-ctl", original).unwrap();
+    assert_eq!(attempt.0, Some(1), "{}", attempt.1);
+    assert_eq!(json_list(&sys.user(CAROL, &["--json", "list"])).len(), 1);
+}
+
+#[test]
+fn users_see_and_touch_only_their_own_codes() {
+    let Some(sys) = setup() else { return };
+    let carols = mint_as(&sys, CAROL, CAROL_PASSWORD, "Carol phone");
+    let daves = mint_as(&sys, DAVE, DAVE_PASSWORD, "Dave phone");
+    let dave_id = json_list(&sys.user(DAVE, &["--json", "list"]))[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let carol_list = stdout(&sys.user(CAROL, &["list"]));
+    assert!(
+        carol_list.contains("Carol phone") && !carol_list.contains("Dave phone"),
+        "{carol_list}"
+    );
+    let before = store_rows();
+    for args in [
+        vec!["revoke", dave_id.as_str()],
+        vec!["revoke", "Dave phone"],
+        vec!["rename", dave_id.as_str(), "mine now"],
+    ] {
+        let out = sys.user(CAROL, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("has no active app password"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Guessing ids: every id but her own answers exactly like a missing one.
+    let carol_id = json_list(&sys.user(CAROL, &["--json", "list"]))[0]["id"]
+        .as_i64()
+        .unwrap();
+    for id in 1..=carol_id + 5 {
+        let out = sys.user(CAROL, &["rename", &id.to_string(), "x"]);
+        if id == carol_id {
+            assert_success(&out);
+        } else {
+            let expected = format!("apppw-carol has no active app password with id {id};");
+            assert!(stderr(&out).contains(&expected), "{id}: {}", stderr(&out));
+        }
+    }
+    assert_success(&sys.user(CAROL, &["rename", "x", "Carol phone"]));
+    assert_eq!(store_rows(), before);
+    assert_eq!(login(DAVE, &daves).auth, PAM_SUCCESS);
+    assert_eq!(login(CAROL, &carols).auth, PAM_SUCCESS);
+}
+
+#[test]
+fn every_override_is_root_only() {
+    let Some(sys) = setup() else { return };
+    let before = store_rows();
+    for args in [
+        &["--db", "/tmp/x.db", "list"][..],
+        &["--user", DAVE, "list"],
+        &["--config", "/tmp/apppw.conf", "list"],
+        &["audit"],
+        &["prune"],
+        &["init"],
+        &["revoke", "--all-users"],
+    ] {
+        let out = sys.user(CAROL, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("for root only"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(store_rows(), before);
+}
+
+#[test]
+fn a_hostile_start_changes_nothing() {
+    let Some(sys) = setup() else { return };
+    mint_as(&sys, CAROL, CAROL_PASSWORD, "Phone");
+    let before = store_rows();
+    let ctl = INSTALLED_CTL;
+    let cases = [
+        // Environment that libraries would honour.
+        format!(
+            "SQLITE_TMPDIR=/nonexistent TMPDIR=/nonexistent LANG=xx_YY.UTF-8 RUST_BACKTRACE=full RUST_MIN_STACK=1 {ctl} list"
+        ),
+        // Closed standard descriptors: the store must not be opened on fd 0-2 and written to.
+        format!("{ctl} list <&- >&- 2>&-"),
+        format!("{ctl} rename Phone Phone2 <&- >&- 2>&-; {ctl} rename Phone2 Phone <&- >&- 2>&-"),
+        // A file size limit: writes fail with EFBIG instead of killing the process mid-write.
+        format!("ulimit -f 0; {ctl} rename Phone Other"),
+    ];
+    for script in &cases {
+        let mut cmd = as_user(Some(CAROL), std::path::Path::new("/bin/bash"));
+        cmd.arg("-c").arg(script);
+        let out = run_with_stdin(cmd, b"");
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{script}: {}",
+            stderr(&out)
+        );
+        assert!(out.status.code().is_some(), "{script}: killed by a signal");
+    }
+    let mut limited = as_user(Some(CAROL), std::path::Path::new("/bin/bash"));
+    limited
+        .arg("-c")
+        .arg(format!("ulimit -f 0; {ctl} rename Phone Other"));
+    let out = run_with_stdin(limited, b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`ulimit -f`") && stderr(&out).contains("nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(store_rows(), before);
+    let conn = rusqlite::Connection::open(sys.store()).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    // An empty argv (argv[0] missing) is a usage error, not a crash.
+    let out = run_with_stdin(
+        {
+            let mut c = as_user(Some(CAROL), std::path::Path::new("/usr/bin/perl"));
+            c.args(["-e", &format!("exec {{ '{ctl}' }} (); die")]);
+            c
+        },
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn store_files_are_closed_to_everyone_but_root_and_the_group() {
+    let Some(sys) = setup() else { return };
+    mint_as(&sys, CAROL, CAROL_PASSWORD, "Phone");
+    let apppw_gid = apppw_core::secure_path::store_gid().unwrap();
+    let dir = std::fs::metadata("/var/lib/apppw").unwrap();
+    assert_eq!(dir.mode() & 0o7777, 0o2770);
+    assert_eq!((dir.uid(), dir.gid()), (0, apppw_gid));
+    for entry in std::fs::read_dir("/var/lib/apppw").unwrap() {
+        let meta = entry.as_ref().unwrap().metadata().unwrap();
+        assert_eq!(
+            meta.mode() & 0o007,
+            0,
+            "{:?} is open to others",
+            entry.unwrap().path()
+        );
+        assert_eq!(meta.gid(), apppw_gid);
+    }
+    let ctl = std::fs::metadata(INSTALLED_CTL).unwrap();
+    assert_eq!(ctl.mode() & 0o7777, 0o2755);
+    // Carol herself cannot read the store directly.
+    let mut cat = as_user(Some(CAROL), std::path::Path::new("/bin/cat"));
+    cat.arg("/var/lib/apppw/apppw.db");
+    assert!(!run_with_stdin(cat, b"").status.success());
+}
+
+#[test]
+fn an_unsafe_store_path_is_refused_with_the_fix() {
+    let Some(sys) = setup() else { return };
+    let code = mint_as(&sys, CAROL, CAROL_PASSWORD, "Phone");
+    let real = "/var/lib/apppw/apppw.db.real";
+    std::fs::rename("/var/lib/apppw/apppw.db", real).unwrap();
+    std::os::unix::fs::symlink(real, "/var/lib/apppw/apppw.db").unwrap();
+    let out = sys.user(CAROL, &["list"]);
+    let symlink_login = login(CAROL, &code);
+    std::fs::remove_file("/var/lib/apppw/apppw.db").unwrap();
+    std::fs::rename(real, "/var/lib/apppw/apppw.db").unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/var/lib/apppw/apppw.db is not safe to use"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        symlink_login.auth, PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        symlink_login.log
+    );
+
+    run_cmd(&["chmod", "0777", "/var/lib/apppw"]);
+    let out = sys.user(CAROL, &["list"]);
+    let open_dir_login = login(CAROL, &code);
+    run_cmd(&["chmod", "2770", "/var/lib/apppw"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("apppw-ctl init"), "{}", stderr(&out));
+    assert_eq!(open_dir_login.auth, PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(login(CAROL, &code).auth, PAM_SUCCESS);
+}
+
+#[test]
+fn root_audits_and_manages_everyone() {
+    let Some(sys) = setup() else { return };
+    let code = mint_as(&sys, CAROL, CAROL_PASSWORD, "Carol phone");
+    mint_as(&sys, DAVE, DAVE_PASSWORD, "Dave phone");
+    // Root is never asked for a password, even without a terminal.
+    assert_success(&sys.root(&["--user", CAROL, "new", "Carol printer"]));
+    assert_eq!(login(CAROL, &code).auth, PAM_SUCCESS);
+
+    let audit = json_list(&sys.root(&["--json", "audit"]));
+    let users: Vec<&str> = audit
+        .iter()
+        .filter(|c| c["revoked"].is_null())
+        .map(|c| c["user"].as_str().unwrap())
+        .collect();
+    assert!(users.contains(&CAROL) && users.contains(&DAVE), "{users:?}");
+    let never = json_list(&sys.root(&["--json", "audit", "--never-used", "--user", CAROL]));
+    assert_eq!(never.len(), 1);
+    assert_eq!(never[0]["label"], "Carol printer");
+    assert_eq!(never[0]["created_by"], "root (uid 0)");
+    let stale = json_list(&sys.root(&["--json", "audit", "--unused-for", "1d", "--user", CAROL]));
+    assert_eq!(
+        stale.len(),
+        1,
+        "the phone was used just now, the printer never: {stale:?}"
+    );
+    let text = stdout(&sys.root(&["audit"]));
+    assert!(text.starts_with("USER"), "{text}");
+
+    assert_success(&sys.root(&["--user", CAROL, "revoke", "--all"]));
+    assert_eq!(login(CAROL, &code).auth, PAM_AUTH_ERR);
+    let revoked = json_list(&sys.root(&["--json", "audit", "--user", CAROL]));
+    assert!(
+        revoked.iter().all(|c| c["revoked_by"] == "root (uid 0)"),
+        "{revoked:?}"
+    );
+
+    let out = sys.root(&["--json", "revoke", "--all-users"]);
+    assert_success(&out);
+    let active = json_list(&sys.root(&["--json", "audit"]));
+    assert!(active.iter().all(|c| !c["revoked"].is_null()));
+
+    let out = sys.root(&["--json", "prune"]);
+    assert_success(&out);
+    assert!(json_list(&sys.root(&["--json", "audit"])).is_empty());
+}
+
+#[test]
+fn policy_limits_who_and_how_many() {
+    let Some(sys) = setup() else { return };
+    sys.configure("max_active_codes = 1\n");
+    mint_as(&sys, CAROL, CAROL_PASSWORD, "One");
+    let (status, shown) = sys.user_at_terminal(CAROL, &["new", "Two"], &[CAROL_PASSWORD]);
+    assert_eq!(status, Some(1));
+    assert!(
+        shown.contains("already has 1 active app passwords"),
+        "{shown}"
+    );
+
+    sys.configure("allowed_groups = apppw-nobody-is-in-this-group\n");
+    let out = sys.user(DAVE, &["new", "Phone"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("may not create app passwords"),
+        "{}",
+        stderr(&out)
+    );
+
+    sys.configure("reauthenticate = no\n");
+    let out = sys.user(DAVE, &["new", "No prompt"]);
+    assert_success(&out);
+}
+
+#[test]
+fn a_bad_configuration_is_named_and_fails_closed() {
+    let Some(sys) = setup() else { return };
+    let code = mint_as(&sys, CAROL, CAROL_PASSWORD, "Phone");
+    sys.configure("# comment\nmax_active_codez = 3\n");
+    let out = sys.user(CAROL, &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/etc/apppw/apppw.conf:2: max_active_codez:"),
+        "{}",
+        stderr(&out)
+    );
+    let refused = login(CAROL, &code);
+    assert_eq!(refused.auth, PAM_SERVICE_ERR, "{}", refused.log);
+    assert!(refused.log.contains("apppw.conf:2"), "{}", refused.log);
+
+    sys.configure("");
+    run_cmd(&["chmod", "0666", "/etc/apppw/apppw.conf"]);
+    let out = sys.user(CAROL, &["list"]);
+    run_cmd(&["chmod", "0644", "/etc/apppw/apppw.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("only root may be able to change it"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn run_cmd(args: &[&str]) {
+    assert!(
+        Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap()
+            .success(),
+        "{args:?}"
+    );
+}
+
+fn uid_of(user: &str) -> u32 {
+    nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw()
+}
+
+#[test]
+fn every_change_is_logged_with_who_made_it_and_never_the_code() {
+    let Some(sys) = setup() else { return };
+    let Some(log) = apppw_tests::syslog::SyslogListener::start() else {
+        assert!(
+            !in_ci(),
+            "CI machines have no syslog daemon; /dev/log must be free"
+        );
+        eprintln!("SKIPPED: a syslog daemon owns /dev/log here");
+        return;
+    };
+    let out = sys.root(&["--user", CAROL, "--json", "new", "Logged phone"]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, code) = (
+        v["id"].as_i64().unwrap(),
+        v["code"].as_str().unwrap().to_string(),
+    );
+    assert_success(&sys.user(CAROL, &["rename", &id.to_string(), "Renamed phone"]));
+    assert_success(&sys.root(&["--user", CAROL, "revoke", &id.to_string()]));
+    let lines = log.lines();
+    let carol_uid = uid_of(CAROL);
+    for expected in [
+        format!("uid=0(root) created app password id={id} label=\"Logged phone\" of user={CAROL}"),
+        format!(
+            "uid={carol_uid}({CAROL}) renamed app password id={id} label=\"Renamed phone\" of user={CAROL}"
+        ),
+        format!("uid=0(root) revoked app password id={id} label=\"Renamed phone\" of user={CAROL}"),
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&expected))
+            .unwrap_or_else(|| panic!("no log line {expected:?} in {lines:#?}"));
+        // LOG_AUTHPRIV (10) * 8 + LOG_NOTICE (5), ident apppw-ctl.
+        assert!(
+            line.starts_with("<85>") && line.contains("apppw-ctl["),
+            "{line}"
+        );
+    }
+    let compact: String = code.split_whitespace().collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains(&code) && !l.contains(&compact[..8]))
+    );
+}
