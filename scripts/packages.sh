@@ -3,7 +3,8 @@
 # service directory of our own, so nothing under /etc/pam.d is touched. binutils: nm for the
 # export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
-APPPW_DEBIAN_PACKAGES=(gcc libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl)
+# faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
+APPPW_DEBIAN_PACKAGES=(gcc libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.

@@ -5,9 +5,11 @@
 
 use std::path::Path;
 
+use crate::duration::parse_duration;
 use crate::error::Error;
 use crate::hash::HashParams;
 use crate::policy::Policy;
+use crate::scope::parse_service;
 use crate::secure_path::check_config_path;
 
 /// Where the configuration lives unless root says otherwise.
@@ -34,6 +36,17 @@ pub const DEFAULT_CONFIG_TEXT: &str = "\
 # Ask users for their account password (PAM service apppw-ctl) before `new` and `revoke --all`.
 # Set to no on hosts where users log in with SSH keys only and have no password.
 #reauthenticate = yes
+
+# PAM services app passwords may be used for (e.g. imap pop3 smtp). Empty: any service that
+# stacks pam_apppw (never apppw-ctl).
+#allowed_services =
+
+# Longest lifetime of an app password (e.g. 365d); new codes expire after it at the latest.
+# Empty: no limit.
+#max_lifetime =
+
+# App passwords unused for this long stop working (e.g. 90d). Empty: never.
+#expire_unused =
 ";
 
 /// Reads the policy from `path`; a missing file means the defaults.
@@ -94,6 +107,19 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
                 policy.hash_params.parallelism = number(value, 1, 64).map_err(|p| fail(key, p))?
             }
             "reauthenticate" => policy.reauthenticate = boolean(value).map_err(|p| fail(key, p))?,
+            "allowed_services" => {
+                policy.allowed_services = names(value)
+                    .iter()
+                    .map(|s| parse_service(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(|p| fail(key, p))?
+            }
+            "max_lifetime" => {
+                policy.max_lifetime = optional_duration(value).map_err(|p| fail(key, p))?
+            }
+            "expire_unused" => {
+                policy.expire_unused = optional_duration(value).map_err(|p| fail(key, p))?
+            }
             _ => {
                 return Err(fail(
                     key,
@@ -125,6 +151,14 @@ fn number(value: &str, min: u32, max: u32) -> Result<u32, String> {
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| format!("must be a whole number from {min} to {max}, not {value:?}"))
+}
+
+fn optional_duration(value: &str) -> Result<Option<i64>, String> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        parse_duration(value).map(Some)
+    }
 }
 
 fn boolean(value: &str) -> Result<bool, String> {
@@ -160,7 +194,8 @@ mod tests {
     fn every_key_is_read() {
         let p = parse(
             "max_active_codes = 5\nallowed_users = alice, bob\nallowed_groups = mail\n\
-             argon2_memory_kib = 47104 # 46 MiB\nargon2_iterations=1\nargon2_parallelism = 2\nreauthenticate = no\n",
+             argon2_memory_kib = 47104 # 46 MiB\nargon2_iterations=1\nargon2_parallelism = 2\nreauthenticate = no\n\
+             allowed_services = imap smtp\nmax_lifetime = 365d\nexpire_unused = 90d\n",
         )
         .unwrap();
         assert_eq!(p.max_active_codes, 5);
@@ -175,6 +210,9 @@ mod tests {
             }
         );
         assert!(!p.reauthenticate);
+        assert_eq!(p.allowed_services, ["imap", "smtp"]);
+        assert_eq!(p.max_lifetime, Some(365 * 86_400));
+        assert_eq!(p.expire_unused, Some(90 * 86_400));
     }
 
     #[test]
@@ -183,6 +221,8 @@ mod tests {
             ("max_active_codes = lots", 1, "max_active_codes"),
             ("\n\nmax_codes = 3", 3, "max_codes"),
             ("reauthenticate = maybe", 1, "reauthenticate"),
+            ("max_lifetime = 90", 1, "max_lifetime"),
+            ("allowed_services = imap apppw-ctl", 1, "allowed_services"),
             ("argon2_memory_kib = 12", 1, "argon2_memory_kib"),
             (
                 "max_active_codes = 1\nmax_active_codes = 2",

@@ -12,6 +12,7 @@ pub mod login;
 pub mod mint;
 pub mod policy;
 pub mod schema;
+pub mod scope;
 pub mod secure_path;
 pub mod store;
 pub mod timefmt;

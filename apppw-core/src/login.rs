@@ -9,6 +9,8 @@ use std::path::Path;
 use crate::code::AppPassword;
 use crate::error::Error;
 use crate::hash::verify_code;
+use crate::policy::Policy;
+use crate::scope::Limit;
 use crate::secure_path::check_store_path;
 use crate::store::{Access, Store, UseRecord};
 
@@ -45,7 +47,7 @@ pub enum Decision {
 }
 
 /// Why an attempt was refused. None of these carries any part of the token.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+#[derive(Debug, PartialEq, Eq, Clone)]
 pub enum Rejection {
     /// The token does not normalize to a code (wrong length, foreign characters, empty).
     NotACode,
@@ -55,10 +57,19 @@ pub enum Rejection {
     NoMatch,
     /// The service is apppw-ctl itself.
     ServiceRefused,
+    /// The site policy does not allow app passwords for this service.
+    ServiceNotAllowed,
+    /// The code matched but one of its limits (or the policy's expiry of unused codes) refused
+    /// this login.
+    Limited {
+        id: i64,
+        label: String,
+        limit: Limit,
+    },
 }
 
 impl Rejection {
-    pub fn describe(self) -> &'static str {
+    pub fn describe(&self) -> &'static str {
         match self {
             Rejection::NotACode => "the password is not shaped like an app password",
             Rejection::BadUser => "the user name cannot hold app passwords",
@@ -66,19 +77,29 @@ impl Rejection {
             Rejection::ServiceRefused => {
                 "app passwords are never accepted by the apppw-ctl service"
             }
+            Rejection::ServiceNotAllowed => Limit::ServiceNotAllowed.describe(),
+            Rejection::Limited { limit, .. } => limit.describe(),
         }
     }
 }
 
-/// Checks one attempt against the store at `store_path`. An error means the store could not be
-/// consulted (missing, unreadable, damaged): the caller must fail the login, not accept it.
-pub fn check_login(store_path: &Path, attempt: &LoginAttempt<'_>) -> Result<Decision, Error> {
+/// Checks one attempt against the store at `store_path` under `policy`. An error means the store
+/// could not be consulted (missing, unreadable, damaged): the caller must fail the login, not
+/// accept it.
+pub fn check_login(
+    store_path: &Path,
+    policy: &Policy,
+    attempt: &LoginAttempt<'_>,
+) -> Result<Decision, Error> {
     // The store is opened first, whatever the token, so that a broken store is reported the same
     // way for every attempt and a wrong code costs the same as a malformed one.
     check_store_path(store_path)?;
     let store = Store::open(store_path, Access::Login)?;
     if attempt.service == Some(CTL_SERVICE) {
         return Ok(Decision::Rejected(Rejection::ServiceRefused));
+    }
+    if !policy.allows_service(attempt.service) {
+        return Ok(Decision::Rejected(Rejection::ServiceNotAllowed));
     }
     let user = match std::str::from_utf8(attempt.user) {
         Ok(user) if !user.is_empty() => user,
@@ -89,6 +110,27 @@ pub fn check_login(store_path: &Path, attempt: &LoginAttempt<'_>) -> Result<Deci
     };
     for candidate in store.candidates(user, code.lookup_tag())? {
         if verify_code(&code, &candidate.hash)? {
+            // Limits are checked only once the code is proven, so only its holder learns why a
+            // login was refused.
+            let limit = match candidate
+                .scope
+                .check(attempt.service, attempt.rhost, attempt.now)
+            {
+                Err(limit) => Some(limit),
+                Ok(()) => policy
+                    .expire_unused
+                    .filter(|max| {
+                        attempt.now - candidate.last_used.unwrap_or(candidate.created) >= *max
+                    })
+                    .map(|_| Limit::Unused),
+            };
+            if let Some(limit) = limit {
+                return Ok(Decision::Rejected(Rejection::Limited {
+                    id: candidate.id,
+                    label: candidate.label,
+                    limit,
+                }));
+            }
             let record = UseRecord {
                 now: attempt.now,
                 service: attempt.service,

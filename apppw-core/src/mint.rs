@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::hash::{SALT_LEN, hash_code};
 use crate::label::Label;
 use crate::policy::Policy;
+use crate::scope::Scope;
 use crate::store::{NewCode, Store};
 
 /// A code drawn whose lookup tag another active code of the user already has is thrown away and
@@ -28,6 +29,8 @@ pub struct MintRequest<'a> {
     pub label: &'a Label,
     /// The caller, as `name (uid N)`, for the audit trail.
     pub created_by: &'a str,
+    /// Limits, already settled against the policy (`Policy::settle_scope`).
+    pub scope: &'a Scope,
 }
 
 pub fn mint<R: CryptoRng + ?Sized>(
@@ -46,6 +49,7 @@ pub fn mint<R: CryptoRng + ?Sized>(
             user: request.user,
             label: request.label,
             created_by: request.created_by,
+            scope: request.scope,
             lookup_tag: code.lookup_tag(),
             hash: &hash,
             created: now,

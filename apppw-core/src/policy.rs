@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::hash::HashParams;
+use crate::scope::Scope;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -17,6 +18,12 @@ pub struct Policy {
     /// Whether `new` and `revoke --all` ask a non-root caller to authenticate again (PAM
     /// service `apppw-ctl`).
     pub reauthenticate: bool,
+    /// PAM services app passwords may be used for; empty means any (except apppw-ctl).
+    pub allowed_services: Vec<String>,
+    /// Longest lifetime of a code, in seconds: new codes expire after it at the latest.
+    pub max_lifetime: Option<i64>,
+    /// A code unused (or never used since creation) for this many seconds stops working.
+    pub expire_unused: Option<i64>,
 }
 
 impl Default for Policy {
@@ -27,6 +34,9 @@ impl Default for Policy {
             allowed_users: Vec::new(),
             allowed_groups: Vec::new(),
             reauthenticate: true,
+            allowed_services: Vec::new(),
+            max_lifetime: None,
+            expire_unused: None,
         }
     }
 }
@@ -37,6 +47,43 @@ impl Policy {
         (self.allowed_users.is_empty() && self.allowed_groups.is_empty())
             || self.allowed_users.iter().any(|u| u == user)
             || self.allowed_groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+impl Policy {
+    /// Whether the site allows app passwords for `service` at all.
+    pub fn allows_service(&self, service: Option<&str>) -> bool {
+        self.allowed_services.is_empty()
+            || service.is_some_and(|s| self.allowed_services.iter().any(|a| a == s))
+    }
+
+    /// Checks the limits a user asks for against the site policy and applies the lifetime cap,
+    /// counted from the code's creation (`created`): returns the scope to store.
+    pub fn settle_scope(&self, mut scope: Scope, created: i64) -> Result<Scope, String> {
+        if let Some(service) = scope
+            .services
+            .iter()
+            .find(|s| !self.allows_service(Some(s)))
+        {
+            return Err(format!(
+                "the site policy does not allow app passwords for the service {service:?} (allowed: {})",
+                self.allowed_services.join(", ")
+            ));
+        }
+        if let Some(max) = self.max_lifetime {
+            let latest = created + max;
+            match scope.expires {
+                Some(at) if at > latest => {
+                    return Err(format!(
+                        "the site policy lets app passwords live at most {} days; choose an earlier expiry",
+                        max / 86_400
+                    ));
+                }
+                None => scope.expires = Some(latest),
+                Some(_) => {}
+            }
+        }
+        Ok(scope)
     }
 }
 
@@ -53,5 +100,34 @@ mod tests {
         assert!(p.may_create("alice", &["users".into(), "mail".into()]));
         p.allowed_users = vec!["bob".into()];
         assert!(p.may_create("bob", &[]));
+    }
+
+    #[test]
+    fn scopes_are_settled_against_the_policy() {
+        let mut p = Policy::default();
+        assert_eq!(p.settle_scope(Scope::default(), 0), Ok(Scope::default()));
+        p.max_lifetime = Some(10 * 86_400);
+        p.allowed_services = vec!["imap".into()];
+        let settled = p.settle_scope(Scope::default(), 5).unwrap();
+        assert_eq!(settled.expires, Some(5 + 10 * 86_400));
+        let too_long = Scope {
+            expires: Some(11 * 86_400),
+            ..Scope::default()
+        };
+        assert!(
+            p.settle_scope(too_long, 0)
+                .unwrap_err()
+                .contains("at most 10 days")
+        );
+        let smtp = Scope {
+            services: vec!["smtp".into()],
+            ..Scope::default()
+        };
+        assert!(p.settle_scope(smtp, 0).unwrap_err().contains("\"smtp\""));
+        assert!(
+            p.allows_service(Some("imap"))
+                && !p.allows_service(Some("pop3"))
+                && !p.allows_service(None)
+        );
     }
 }

@@ -47,7 +47,15 @@ ALTER TABLE app_passwords ADD COLUMN created_by TEXT;
 ALTER TABLE app_passwords ADD COLUMN revoked_by TEXT;
 ";
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2)];
+/// Version 3: per-code limits. `services` and `networks` are space-separated lists (NULL: any),
+/// `expires` Unix seconds (NULL: never). See `scope.rs`.
+const V3: &str = "
+ALTER TABLE app_passwords ADD COLUMN services TEXT;
+ALTER TABLE app_passwords ADD COLUMN networks TEXT;
+ALTER TABLE app_passwords ADD COLUMN expires INTEGER;
+";
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

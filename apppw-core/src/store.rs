@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::label::Label;
 use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
+use crate::scope::Scope;
 
 /// Where the store lives unless an administrator says otherwise.
 pub const DEFAULT_STORE_PATH: &str = "/var/lib/apppw/apppw.db";
@@ -49,6 +50,9 @@ pub struct CodeInfo {
     pub created_by: Option<String>,
     /// Who revoked it, when revoked and known.
     pub revoked_by: Option<String>,
+    /// Its limits.
+    #[serde(skip)]
+    pub scope: Scope,
 }
 
 /// Where and when a code was last used.
@@ -64,6 +68,9 @@ pub struct Candidate {
     pub id: i64,
     pub label: String,
     pub hash: Zeroizing<String>,
+    pub scope: Scope,
+    pub created: i64,
+    pub last_used: Option<i64>,
 }
 
 /// A code about to be stored.
@@ -75,6 +82,7 @@ pub struct NewCode<'a> {
     pub created: i64,
     /// Who is creating it, for the audit trail.
     pub created_by: &'a str,
+    pub scope: &'a Scope,
 }
 
 /// What a login records about a successful use.
@@ -111,7 +119,22 @@ impl CodeRef {
 }
 
 const CODE_INFO_COLUMNS: &str = "id, user, label, created, revoked, last_used, last_service, \
-     last_rhost, use_count, created_by, revoked_by";
+     last_rhost, use_count, created_by, revoked_by, services, networks, expires";
+
+/// Reads a scope from three columns starting at `first`; a value the store should never hold
+/// is a conversion error (a damaged store), never "no limit".
+fn scope_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Scope> {
+    let services: Option<String> = row.get(first)?;
+    let networks: Option<String> = row.get(first + 1)?;
+    Scope::from_columns(
+        services.as_deref(),
+        networks.as_deref(),
+        row.get(first + 2)?,
+    )
+    .map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(first + 1, rusqlite::types::Type::Text, e.into())
+    })
+}
 
 fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
     let last_time: Option<i64> = row.get(5)?;
@@ -132,6 +155,7 @@ fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
         use_count: row.get(8)?,
         created_by: row.get(9)?,
         revoked_by: row.get(10)?,
+        scope: scope_at(row, 11)?,
     })
 }
 
@@ -260,8 +284,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, label, hash FROM app_passwords
-                 WHERE user = ?1 AND lookup_tag = ?2 AND revoked IS NULL",
+                "SELECT id, label, hash, created, last_used, services, networks, expires
+                 FROM app_passwords WHERE user = ?1 AND lookup_tag = ?2 AND revoked IS NULL",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -270,6 +294,9 @@ impl Store {
                     id: row.get(0)?,
                     label: row.get(1)?,
                     hash: Zeroizing::new(row.get(2)?),
+                    created: row.get(3)?,
+                    last_used: row.get(4)?,
+                    scope: scope_at(row, 5)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -328,15 +355,19 @@ impl Store {
             return Ok(None);
         }
         tx.execute(
-            "INSERT INTO app_passwords (user, label, lookup_tag, hash, created, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO app_passwords
+                 (user, label, lookup_tag, hash, created, created_by, services, networks, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 code.user,
                 code.label.as_str(),
                 code.lookup_tag,
                 code.hash,
                 code.created,
-                code.created_by
+                code.created_by,
+                code.scope.services_column(),
+                code.scope.networks_column(),
+                code.scope.expires,
             ],
         )
         .map_err(|e| classify(&path, e))?;
@@ -365,35 +396,58 @@ impl Store {
         which: &CodeRef,
         new_label: &Label,
     ) -> Result<CodeInfo, Error> {
+        self.edit(user, which, Some(new_label), None)
+    }
+
+    /// Changes the label and/or the limits of one of `user`'s active codes, in one transaction.
+    /// Narrowed limits apply from the next login on.
+    pub fn edit(
+        &mut self,
+        user: &str,
+        which: &CodeRef,
+        new_label: Option<&Label>,
+        new_scope: Option<&Scope>,
+    ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
-        let current = find_active(&tx, &path, user, which)?;
-        if current.label != new_label.as_str() {
+        let mut code = find_active(&tx, &path, user, which)?;
+        if let Some(label) = new_label.filter(|l| l.as_str() != code.label) {
             let taken: bool = tx
                 .query_row(
                     "SELECT count(*) > 0 FROM app_passwords
                      WHERE user = ?1 AND label = ?2 AND revoked IS NULL",
-                    params![user, new_label.as_str()],
+                    params![user, label.as_str()],
                     |r| r.get(0),
                 )
                 .map_err(|e| classify(&path, e))?;
             if taken {
                 return Err(Error::LabelTaken {
                     user: user.into(),
-                    label: new_label.as_str().into(),
+                    label: label.as_str().into(),
                 });
             }
             tx.execute(
                 "UPDATE app_passwords SET label = ?2 WHERE id = ?1",
-                params![current.id, new_label.as_str()],
+                params![code.id, label.as_str()],
             )
             .map_err(|e| classify(&path, e))?;
+            code.label = label.as_str().into();
+        }
+        if let Some(scope) = new_scope {
+            tx.execute(
+                "UPDATE app_passwords SET services = ?2, networks = ?3, expires = ?4 WHERE id = ?1",
+                params![
+                    code.id,
+                    scope.services_column(),
+                    scope.networks_column(),
+                    scope.expires
+                ],
+            )
+            .map_err(|e| classify(&path, e))?;
+            code.scope = scope.clone();
         }
         tx.commit().map_err(|e| classify(&path, e))?;
-        Ok(CodeInfo {
-            label: new_label.as_str().into(),
-            ..current
-        })
+        Ok(code)
     }
 
     /// Revokes one of `user`'s active codes: the hash is wiped, the row stays for the audit trail.

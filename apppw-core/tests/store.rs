@@ -8,6 +8,7 @@ use apppw_core::hash::HashParams;
 use apppw_core::login::{Decision, LoginAttempt, Rejection, check_login};
 use apppw_core::mint::{MintRequest, Minted, mint};
 use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
+use apppw_core::scope::{Limit, Scope};
 use apppw_core::{Access, CodeRef, Label, Policy, Store};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -66,7 +67,7 @@ impl Fixture {
             rhost: Some("192.0.2.7"),
             now: NOW + 5,
         };
-        check_login(&self.path, &attempt).unwrap()
+        check_login(&self.path, &Policy::default(), &attempt).unwrap()
     }
 }
 
@@ -76,6 +77,7 @@ fn mint_in(store: &mut Store, user: &str, label: &str, rng: &mut StdRng) -> Resu
         user,
         label: &label,
         created_by: "root (uid 0)",
+        scope: &Scope::default(),
     };
     mint(store, &request, &cheap_policy(), NOW, rng)
 }
@@ -150,7 +152,7 @@ fn the_apppw_ctl_service_never_accepts_a_code() {
         now: NOW,
     };
     assert_eq!(
-        check_login(&f.path, &attempt).unwrap(),
+        check_login(&f.path, &Policy::default(), &attempt).unwrap(),
         Decision::Rejected(Rejection::ServiceRefused)
     );
 }
@@ -170,7 +172,7 @@ fn last_use_is_recorded_at_most_once_a_minute() {
             rhost: Some("2001:db8::1"),
             now,
         };
-        match check_login(&f.path, &attempt).unwrap() {
+        match check_login(&f.path, &Policy::default(), &attempt).unwrap() {
             Decision::Accepted { recorded, .. } => assert_eq!(recorded, Ok(expect_written)),
             other => panic!("{other:?}"),
         }
@@ -472,7 +474,128 @@ fn a_damaged_hash_is_an_error_not_a_match() {
         now: NOW,
     };
     assert!(matches!(
-        check_login(&f.path, &attempt),
+        check_login(&f.path, &Policy::default(), &attempt),
         Err(Error::BadStoredHash(_))
     ));
+}
+
+#[test]
+fn limits_refuse_only_after_the_code_verified_and_say_why() {
+    if !running_as_root() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let label = Label::new("Scoped").unwrap();
+    let scope = Scope {
+        services: vec!["imap".into()],
+        networks: vec!["192.0.2.0/24".parse().unwrap()],
+        expires: Some(NOW + 100),
+    };
+    let minted = {
+        let mut store = f.manage();
+        let request = MintRequest {
+            user: "alice",
+            label: &label,
+            created_by: "root (uid 0)",
+            scope: &scope,
+        };
+        mint(&mut store, &request, &cheap_policy(), NOW, &mut f.rng).unwrap()
+    };
+    let attempt = |service, rhost, now, token: &[u8]| {
+        let a = LoginAttempt {
+            user: b"alice",
+            token,
+            service: Some(service),
+            rhost: Some(rhost),
+            now,
+        };
+        check_login(&f.path, &Policy::default(), &a).unwrap()
+    };
+    let code = minted.code.as_bytes();
+    assert_eq!(
+        accepted_id(&attempt("imap", "192.0.2.9", NOW + 99, code)),
+        Some(minted.id)
+    );
+    let limited = |limit| {
+        Decision::Rejected(Rejection::Limited {
+            id: minted.id,
+            label: "Scoped".into(),
+            limit,
+        })
+    };
+    assert_eq!(
+        attempt("smtp", "192.0.2.9", NOW, code),
+        limited(Limit::Service)
+    );
+    assert_eq!(
+        attempt("imap", "198.51.100.1", NOW, code),
+        limited(Limit::Network)
+    );
+    assert_eq!(
+        attempt("imap", "192.0.2.9", NOW + 100, code),
+        limited(Limit::Expired)
+    );
+    // A wrong code never learns about limits.
+    assert_eq!(
+        attempt("smtp", "198.51.100.1", NOW + 500, b"0000000000000000"),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+
+    // Narrowing with edit applies to the next login.
+    let narrower = Scope {
+        services: vec!["pop3".into()],
+        ..scope.clone()
+    };
+    f.manage()
+        .edit("alice", &CodeRef::Id(minted.id), None, Some(&narrower))
+        .unwrap();
+    assert_eq!(
+        attempt("imap", "192.0.2.9", NOW, code),
+        limited(Limit::Service)
+    );
+}
+
+#[test]
+fn the_policy_can_retire_unused_codes_and_close_services() {
+    if !running_as_root() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone");
+    let policy = Policy {
+        expire_unused: Some(30 * 86_400),
+        ..Policy::default()
+    };
+    let attempt = |now, service| LoginAttempt {
+        user: b"alice",
+        token: minted.code.as_bytes(),
+        service: Some(service),
+        rhost: None,
+        now,
+    };
+    // Used within 30 days of creation: fine, and the use is recorded...
+    assert!(matches!(
+        check_login(&f.path, &policy, &attempt(NOW + 29 * 86_400, "imap")).unwrap(),
+        Decision::Accepted { .. }
+    ));
+    // ...which restarts the clock from that use.
+    assert!(matches!(
+        check_login(&f.path, &policy, &attempt(NOW + 58 * 86_400, "imap")).unwrap(),
+        Decision::Accepted { .. }
+    ));
+    assert!(matches!(
+        check_login(&f.path, &policy, &attempt(NOW + 88 * 86_400, "imap")).unwrap(),
+        Decision::Rejected(Rejection::Limited {
+            limit: Limit::Unused,
+            ..
+        })
+    ));
+    let closed = Policy {
+        allowed_services: vec!["smtp".into()],
+        ..Policy::default()
+    };
+    assert_eq!(
+        check_login(&f.path, &closed, &attempt(NOW, "imap")).unwrap(),
+        Decision::Rejected(Rejection::ServiceNotAllowed)
+    );
 }

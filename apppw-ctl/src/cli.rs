@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{audit, init, list, new, prune, rename, revoke};
+use crate::commands::{audit, edit, init, list, new, prune, rename, revoke};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Change the label of an app password
     Rename(rename::RenameArgs),
+    /// Change the label or the limits (services, networks, expiry) of an app password
+    Edit(edit::EditArgs),
     /// Revoke one app password, or all of them with --all
     Revoke(revoke::RevokeArgs),
     /// Every user's app passwords with their last use, stale ones first (root only)

@@ -40,6 +40,9 @@ pub enum CtlError {
     #[error("the operating system's random number generator failed ({0}); nothing was created")]
     Random(String),
 
+    #[error("{0}")]
+    Invalid(String),
+
     #[error("{action} failed: {reason}")]
     Setup { action: String, reason: String },
 

@@ -46,6 +46,7 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
         Command::New(args) => commands::new::run(&ctx, args),
         Command::List(args) => commands::list::run(&ctx, args),
         Command::Rename(args) => commands::rename::run(&ctx, args),
+        Command::Edit(args) => commands::edit::run(&ctx, args),
         Command::Revoke(args) => commands::revoke::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args),
         Command::Prune(args) => commands::prune::run(&ctx, args),

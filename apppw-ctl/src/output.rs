@@ -26,6 +26,11 @@ pub struct CodeView<'a> {
     pub use_count: i64,
     pub created_by: Option<&'a str>,
     pub revoked_by: Option<&'a str>,
+    /// PAM services it works for; empty: any.
+    pub services: &'a [String],
+    /// Networks it works from; empty: any.
+    pub networks: Vec<String>,
+    pub expires: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +56,14 @@ impl<'a> From<&'a CodeInfo> for CodeView<'a> {
             use_count: code.use_count,
             created_by: code.created_by.as_deref(),
             revoked_by: code.revoked_by.as_deref(),
+            services: &code.scope.services,
+            networks: code
+                .scope
+                .networks
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            expires: code.scope.expires.map(timefmt::rfc3339),
         }
     }
 }
@@ -98,6 +111,38 @@ pub fn describe_last_use(code: &CodeInfo) -> String {
             s
         }
     }
+}
+
+/// Lays out a text table: columns padded to their widest cell (counted in characters), those in
+/// `right` aligned right, the last column left unpadded. Cells must already be escaped.
+pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else if right.contains(&i) {
+                line.push_str(&format!("{}{cell}  ", " ".repeat(pad)));
+            } else {
+                line.push_str(&format!("{cell}{}  ", " ".repeat(pad)));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<(), CtlError> {

@@ -17,6 +17,8 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
     if options.panic_for_tests {
         panic!("fault injected by the test option fault=panic");
     }
+    // A broken configuration fails closed, like a bad option: the administrator must fix it.
+    let policy = load_policy(&options.conf).map_err(|e| Failure::BadOptions(e.to_string()))?;
     let user = pamh
         .get_user(None)
         .map_err(|e| Failure::Pam(e, "reading the user name"))?
@@ -29,6 +31,7 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
         .unwrap_or_default();
     let service = text_item(pamh.get_service());
     let rhost = text_item(pamh.get_rhost());
+    let ruser = text_item(pamh.get_ruser());
     let attempt = LoginAttempt {
         user,
         token,
@@ -36,14 +39,13 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
         rhost,
         now: unix_now(),
     };
-    // A broken configuration fails closed, like a bad option: the administrator must fix it.
-    load_policy(&options.conf).map_err(|e| Failure::BadOptions(e.to_string()))?;
-    let decision = check_login(&options.db, &attempt).map_err(Failure::Store)?;
+    let decision = check_login(&options.db, &policy, &attempt).map_err(Failure::Store)?;
     Ok(Report::Decided {
         decision,
         user,
         service,
         rhost,
+        ruser,
         debug: options.debug,
     })
 }

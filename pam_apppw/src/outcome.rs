@@ -4,7 +4,7 @@
 
 use apppw_core::AppPassword;
 use apppw_core::escape_text;
-use apppw_core::login::Decision;
+use apppw_core::login::{Decision, Rejection};
 use pamsm::{LogLvl, Pam, PamError, PamLibExt};
 
 /// What an entry point found, for `finish` to answer and log.
@@ -15,6 +15,7 @@ pub enum Report<'a> {
         user: &'a [u8],
         service: Option<&'a str>,
         rhost: Option<&'a str>,
+        ruser: Option<&'a str>,
         debug: bool,
     },
     /// A fixed answer (setcred, acct_mgmt).
@@ -38,6 +39,7 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
             user,
             service,
             rhost,
+            ruser,
             debug,
         }) => match decision {
             Decision::Accepted {
@@ -52,8 +54,8 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
                         "accepted app password id={id} label=\"{}\" for user={} service={} rhost={}",
                         escape_text(&label),
                         loggable_user(user),
-                        escape_text(service.unwrap_or("")),
-                        escape_text(rhost.unwrap_or("")),
+                        log_field(service),
+                        log_field(rhost),
                     ),
                 );
                 if let Err(why) = recorded {
@@ -66,22 +68,40 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
                 PamError::SUCCESS
             }
             Decision::Rejected(reason) => {
-                log(
-                    pamh,
-                    LogLvl::NOTICE,
-                    &format!(
-                        "authentication failure; logname= uid={} euid={} tty= ruser= rhost={}  user={}",
-                        nix::unistd::getuid(),
-                        nix::unistd::geteuid(),
-                        escape_text(rhost.unwrap_or("")),
-                        loggable_user(user),
-                    ),
+                // pam_unix's layout, so fail2ban's pam-generic filter counts it (with
+                // __pam_auth=pam_apppw); the host comes before anything a client controls.
+                let mut line = format!(
+                    "authentication failure; logname= uid={} euid={} tty= ruser={} rhost={}  user={}",
+                    nix::unistd::getuid(),
+                    nix::unistd::geteuid(),
+                    log_field(ruser),
+                    log_field(rhost),
+                    loggable_user(user),
                 );
+                // When the code itself was right, say which limit refused it, so the owner
+                // learns why their phone stopped working.
+                match &reason {
+                    Rejection::Limited { id, label, .. } => line.push_str(&format!(
+                        " (app password id={id} label=\"{}\" {})",
+                        escape_text(label),
+                        reason.describe()
+                    )),
+                    Rejection::ServiceNotAllowed | Rejection::ServiceRefused => {
+                        line.push_str(&format!(" ({})", reason.describe()))
+                    }
+                    Rejection::NotACode | Rejection::BadUser | Rejection::NoMatch => {}
+                }
+                log(pamh, LogLvl::NOTICE, &line);
                 if debug {
                     log(
                         pamh,
                         LogLvl::DEBUG,
-                        &format!("refused: {}", reason.describe()),
+                        &format!(
+                            "refused: {} (service={} rhost={})",
+                            reason.describe(),
+                            log_field(service),
+                            log_field(rhost)
+                        ),
                     );
                 }
                 PamError::AUTH_ERR
@@ -132,6 +152,15 @@ fn loggable_user(user: &[u8]) -> String {
         return "(withheld: looks like an app password)".into();
     }
     escape_text(&String::from_utf8_lossy(user)).into_owned()
+}
+
+/// A PAM item for a `key=value` log field: escaped, and with no white space, so the field ends
+/// where a log parser expects.
+fn log_field(item: Option<&str>) -> String {
+    escape_text(item.unwrap_or(""))
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
 }
 
 fn log(pamh: &Pam, level: LogLvl, message: &str) {

@@ -92,6 +92,9 @@ fn exclusively<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// libfaketime (Debian: faketime), which moves the clock of the processes that preload it.
+pub const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 /// Creates a real system user for privilege tests (idempotent). Needs root.
 pub fn ensure_user(name: &str) {
     exclusively(|| create_user_unless_present(name))
@@ -207,6 +210,31 @@ impl World {
         password: &[u8],
         rhost: Option<&str>,
     ) -> Login {
+        self.login_with(run_as, service, user, password, rhost, None)
+    }
+
+    /// The same, with the clock of the login process moved by `faketime` (libfaketime's
+    /// FAKETIME syntax, e.g. "+100d"): how expiry is tested through the real module.
+    pub fn login_later(
+        &self,
+        faketime: &str,
+        service: &str,
+        user: &str,
+        password: &[u8],
+        rhost: Option<&str>,
+    ) -> Login {
+        self.login_with(None, service, user, password, rhost, Some(faketime))
+    }
+
+    fn login_with(
+        &self,
+        run_as: Option<&str>,
+        service: &str,
+        user: &str,
+        password: &[u8],
+        rhost: Option<&str>,
+        faketime: Option<&str>,
+    ) -> Login {
         let wrapper = pam_wrapper_library().expect("libpam-wrapper is installed");
         let client = built("pam-client");
         let mut cmd = as_user(run_as, &client);
@@ -214,7 +242,13 @@ impl World {
         if let Some(rhost) = rhost {
             cmd.args(["--rhost", rhost]);
         }
-        cmd.env("LD_PRELOAD", wrapper)
+        let mut preload = wrapper.into_os_string();
+        if let Some(offset) = faketime {
+            preload.push(" ");
+            preload.push(FAKETIME_LIBRARY);
+            cmd.env("FAKETIME", offset).env("DONT_FAKE_MONOTONIC", "1");
+        }
+        cmd.env("LD_PRELOAD", preload)
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", &self.services)
             .env("PAM_WRAPPER_DEBUGLEVEL", "2");

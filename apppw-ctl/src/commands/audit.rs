@@ -6,10 +6,11 @@ use apppw_core::duration::parse_duration;
 use apppw_core::{escape_text, timefmt};
 use clap::Args;
 
+use super::limits;
 use super::open_store;
 use crate::context::Context;
 use crate::error::CtlError;
-use crate::output::{CodeView, describe_last_use};
+use crate::output::{CodeView, describe_last_use, table};
 
 #[derive(Args)]
 pub struct AuditArgs {
@@ -46,15 +47,16 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
     if codes.is_empty() {
         return ctx.out.text("No app passwords match.\n");
     }
-    let rows: Vec<[String; 6]> = codes
+    let rows: Vec<Vec<String>> = codes
         .iter()
         .map(|c| {
-            [
+            vec![
                 escape_text(&c.user).into_owned(),
                 c.id.to_string(),
                 escape_text(&c.label).into_owned(),
                 timefmt::human(c.created),
                 c.use_count.to_string(),
+                limits::describe(c),
                 match c.revoked {
                     Some(t) => format!(
                         "revoked {} by {}",
@@ -66,36 +68,18 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
             ]
         })
         .collect();
-    let headers = ["USER", "ID", "LABEL", "CREATED", "USES", "LAST USED"];
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([headers[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut table = String::new();
-    let line = |cells: [&str; 6]| {
-        format!(
-            "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {:>w4$}  {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-            w4 = widths[4],
-        )
-    };
-    table.push_str(&line(headers));
-    for r in &rows {
-        table.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
-    }
+    let table = table(
+        &[
+            "USER",
+            "ID",
+            "LABEL",
+            "CREATED",
+            "USES",
+            "LIMITS",
+            "LAST USED",
+        ],
+        &rows,
+        &[1, 4],
+    );
     ctx.out.text(&table)
 }

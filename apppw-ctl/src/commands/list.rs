@@ -4,10 +4,11 @@
 use apppw_core::{escape_text, timefmt};
 use clap::Args;
 
+use super::limits;
 use super::open_store;
 use crate::context::Context;
 use crate::error::CtlError;
-use crate::output::{CodeView, describe_last_use};
+use crate::output::{CodeView, describe_last_use, table};
 
 #[derive(Args)]
 pub struct ListArgs {
@@ -29,33 +30,26 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<(), CtlError> {
             escape_text(&ctx.user)
         ));
     }
-    let labels: Vec<String> = codes
+    let rows: Vec<Vec<String>> = codes
         .iter()
-        .map(|c| escape_text(&c.label).into_owned())
+        .map(|code| {
+            vec![
+                code.id.to_string(),
+                escape_text(&code.label).into_owned(),
+                timefmt::human(code.created),
+                code.use_count.to_string(),
+                limits::describe(code),
+                match code.revoked {
+                    Some(t) => format!("revoked {}", timefmt::human(t)),
+                    None => describe_last_use(code),
+                },
+            ]
+        })
         .collect();
-    let width = labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let mut table = format!(
-        "{:>5}  {:<width$}  {:<20}  {:>5}  LAST USED\n",
-        "ID", "LABEL", "CREATED", "USES"
+    let table = table(
+        &["ID", "LABEL", "CREATED", "USES", "LIMITS", "LAST USED"],
+        &rows,
+        &[0, 3],
     );
-    for (code, label) in codes.iter().zip(&labels) {
-        let state = match code.revoked {
-            Some(t) => format!("revoked {}", timefmt::human(t)),
-            None => describe_last_use(code),
-        };
-        table.push_str(&format!(
-            "{:>5}  {:<width$}  {:<20}  {:>5}  {}\n",
-            code.id,
-            label,
-            timefmt::human(code.created),
-            code.use_count,
-            state
-        ));
-    }
     ctx.out.text(&table)
 }

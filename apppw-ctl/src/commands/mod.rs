@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod edit;
 pub mod init;
+pub mod limits;
 pub mod list;
 pub mod new;
 pub mod prune;

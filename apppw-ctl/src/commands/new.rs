@@ -2,12 +2,14 @@
 #![forbid(unsafe_code)]
 
 use apppw_core::mint::{MintRequest, mint};
+use apppw_core::scope::Scope;
 use apppw_core::{Label, escape_text, timefmt};
 use clap::Args;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use serde::Serialize;
 
+use super::limits::{LimitArgs, settle};
 use super::open_store;
 use crate::audit_log;
 use crate::context::Context;
@@ -18,6 +20,8 @@ use crate::output::quote;
 pub struct NewArgs {
     /// What the app password is for, e.g. "Phone mail" (1-64 characters)
     pub label: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Serialize)]
@@ -31,6 +35,7 @@ struct NewView<'a> {
 
 pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     let label = Label::new(&args.label)?;
+    let scope = settle(ctx, args.limits.apply(Scope::default(), ctx.now)?, ctx.now)?;
     ctx.check_may_create()?;
     crate::reauth::confirm_identity(ctx)?;
     // Fail before touching the store if the kernel's generator is unavailable; after this probe a
@@ -47,6 +52,7 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
         user: &ctx.user,
         label: &label,
         created_by: &actor,
+        scope: &scope,
     };
     let minted = mint(&mut store, &request, &ctx.policy, ctx.now, &mut rng)?;
     audit_log::record(ctx, "created", minted.id, label.as_str(), &ctx.user);

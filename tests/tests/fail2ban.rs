@@ -1,0 +1,141 @@
+//! The shipped fail2ban filter matches the lines pam_apppw really writes: logins through the real
+//! libpam and a real /etc/pam.d service (no pam_wrapper, so pam_syslog formats them as on a host),
+//! received on /dev/log, then read by fail2ban-regex. Changes /etc, so it runs as a system test.
+
+use std::path::Path;
+use std::process::Command;
+
+use apppw_tests::syslog::SyslogListener;
+use apppw_tests::system::system;
+use apppw_tests::*;
+
+const SERVICE: &str = "apppw-f2b-test";
+const ALICE: &str = "apppw-alice";
+
+/// A real login (no pam_wrapper) with the service file in /etc/pam.d.
+fn login(user: &str, password: &str, rhost: &str) -> i32 {
+    let mut cmd = Command::new(artifact_dir().join("pam-client"));
+    cmd.args([SERVICE, user, "--rhost", rhost]);
+    let out = run_with_stdin(cmd, password.as_bytes());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("authenticate="))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .expect("a verdict")
+}
+
+#[test]
+fn the_shipped_filter_matches_real_failures_and_only_them() {
+    let Some(_sys) = system() else { return };
+    if !require(
+        Path::new("/usr/bin/fail2ban-regex").exists(),
+        "fail2ban (for fail2ban-regex)",
+    ) {
+        return;
+    }
+    let Some(log) = SyslogListener::start() else {
+        assert!(
+            !in_ci(),
+            "CI machines have no syslog daemon; /dev/log must be free"
+        );
+        eprintln!("SKIPPED: a syslog daemon owns /dev/log here");
+        return;
+    };
+    ensure_user(ALICE);
+    let w = World::new();
+    let (_, code) = w.mint(ALICE, "Phone");
+    let (_, scoped) = {
+        let out = w.ctl(&[
+            "--user",
+            ALICE,
+            "--json",
+            "new",
+            "Office",
+            "--from",
+            "192.0.2.0/24",
+        ]);
+        assert_success(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["id"].as_i64().unwrap(),
+            v["code"].as_str().unwrap().to_string(),
+        )
+    };
+    let service_file = Path::new("/etc/pam.d").join(SERVICE);
+    std::fs::write(
+        &service_file,
+        format!(
+            "auth required {} db={}\naccount required pam_permit.so\n",
+            w.module.display(),
+            w.store.display()
+        ),
+    )
+    .unwrap();
+    let verdicts = [
+        login(ALICE, "0000 0000 0000 0000", "203.0.113.7"),
+        login(ALICE, "not even a code", "203.0.113.7"),
+        login("nobody-here", &code, "2001:db8::bad"),
+        login(ALICE, &scoped, "198.51.100.9"),
+        login(ALICE, &code, "192.0.2.10"),
+    ];
+    std::fs::remove_file(&service_file).unwrap();
+    assert_eq!(
+        verdicts,
+        [
+            PAM_AUTH_ERR,
+            PAM_AUTH_ERR,
+            PAM_AUTH_ERR,
+            PAM_AUTH_ERR,
+            PAM_SUCCESS
+        ]
+    );
+
+    // As a syslog daemon would write them: "<PRI>Mmm dd hh:mm:ss tag: msg" -> "Mmm dd hh:mm:ss host tag: msg".
+    let ours: Vec<String> = log
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("pam_apppw("))
+        .collect();
+    assert_eq!(ours.len(), 5, "{ours:#?}");
+    let mut file = String::new();
+    for line in &ours {
+        let (pri, rest) = line.split_once('>').unwrap();
+        assert!(
+            pri == "<85" || pri == "<86",
+            "LOG_AUTHPRIV notice/info expected: {line}"
+        );
+        let (stamp, message) = rest.split_at(15);
+        assert!(
+            message.contains(&format!("pam_apppw({SERVICE}:auth): ")),
+            "{line}"
+        );
+        file.push_str(&format!("{stamp} testhost{message}\n"));
+    }
+    let log_file = w.dir.path().join("auth.log");
+    std::fs::write(&log_file, &file).unwrap();
+
+    let filter =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/fail2ban/filter.d/apppw.conf");
+    std::fs::copy(&filter, "/etc/fail2ban/filter.d/apppw.conf").unwrap();
+    let out = Command::new("fail2ban-regex")
+        .args(["--out", "ip"])
+        .arg(&log_file)
+        .arg("apppw")
+        .output()
+        .unwrap();
+    std::fs::remove_file("/etc/fail2ban/filter.d/apppw.conf").unwrap();
+    let ips: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        ips,
+        [
+            "203.0.113.7",
+            "203.0.113.7",
+            "2001:db8::bad",
+            "198.51.100.9"
+        ],
+        "{file}"
+    );
+}
