@@ -4,7 +4,8 @@
 # export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
-APPPW_DEBIAN_PACKAGES=(gcc libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban)
+# dovecot-imapd, dovecot-pop3d, postfix: the real mail servers of tests/tests/mail.rs.
+APPPW_DEBIAN_PACKAGES=(gcc libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.
@@ -14,6 +15,18 @@ install_debian_packages() {
         return 0
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix asks how to configure itself; the tests bring their own configuration.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${APPPW_DEBIAN_PACKAGES[@]}" >/dev/null
+    # Installing dovecot, postfix or fail2ban must not start their default daemons: the tests
+    # start their own. policy-rc.d answers "not now" for the length of the install.
+    local guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        guard=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$guard" && chmod 755 "$guard"
+    fi
+    local status=0
+    apt-get install -y -qq --no-install-recommends "${APPPW_DEBIAN_PACKAGES[@]}" >/dev/null || status=$?
+    [ -z "$guard" ] || rm -f "$guard"
+    return "$status"
 }

@@ -47,6 +47,11 @@ pub const DEFAULT_CONFIG_TEXT: &str = "\
 
 # App passwords unused for this long stop working (e.g. 90d). Empty: never.
 #expire_unused =
+
+# A command run after every revocation, with %u replaced by the code's owner; no shell. Use it to
+# make a revocation take effect at once where a server caches logins, e.g.
+#revoke_hook = /usr/bin/doveadm auth cache flush %u
+#revoke_hook =
 ";
 
 /// Reads the policy from `path`; a missing file means the defaults.
@@ -120,6 +125,7 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
             "expire_unused" => {
                 policy.expire_unused = optional_duration(value).map_err(|p| fail(key, p))?
             }
+            "revoke_hook" => policy.revoke_hook = command(value).map_err(|p| fail(key, p))?,
             _ => {
                 return Err(fail(
                     key,
@@ -161,6 +167,15 @@ fn optional_duration(value: &str) -> Result<Option<i64>, String> {
     }
 }
 
+fn command(value: &str) -> Result<Vec<String>, String> {
+    let argv: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+    match argv.first() {
+        None => Ok(argv),
+        Some(program) if program.starts_with('/') => Ok(argv),
+        Some(program) => Err(format!("{program:?} must be an absolute path (the command runs with no PATH)")),
+    }
+}
+
 fn boolean(value: &str) -> Result<bool, String> {
     match value {
         "yes" | "true" | "1" => Ok(true),
@@ -195,7 +210,8 @@ mod tests {
         let p = parse(
             "max_active_codes = 5\nallowed_users = alice, bob\nallowed_groups = mail\n\
              argon2_memory_kib = 47104 # 46 MiB\nargon2_iterations=1\nargon2_parallelism = 2\nreauthenticate = no\n\
-             allowed_services = imap smtp\nmax_lifetime = 365d\nexpire_unused = 90d\n",
+             allowed_services = imap smtp\nmax_lifetime = 365d\nexpire_unused = 90d\n\
+             revoke_hook = /usr/bin/doveadm auth cache flush %u\n",
         )
         .unwrap();
         assert_eq!(p.max_active_codes, 5);
@@ -213,6 +229,7 @@ mod tests {
         assert_eq!(p.allowed_services, ["imap", "smtp"]);
         assert_eq!(p.max_lifetime, Some(365 * 86_400));
         assert_eq!(p.expire_unused, Some(90 * 86_400));
+        assert_eq!(p.revoke_hook, ["/usr/bin/doveadm", "auth", "cache", "flush", "%u"]);
     }
 
     #[test]
@@ -222,6 +239,7 @@ mod tests {
             ("\n\nmax_codes = 3", 3, "max_codes"),
             ("reauthenticate = maybe", 1, "reauthenticate"),
             ("max_lifetime = 90", 1, "max_lifetime"),
+            ("revoke_hook = doveadm auth cache flush", 1, "revoke_hook"),
             ("allowed_services = imap apppw-ctl", 1, "allowed_services"),
             ("argon2_memory_kib = 12", 1, "argon2_memory_kib"),
             (

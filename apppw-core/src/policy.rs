@@ -24,6 +24,9 @@ pub struct Policy {
     pub max_lifetime: Option<i64>,
     /// A code unused (or never used since creation) for this many seconds stops working.
     pub expire_unused: Option<i64>,
+    /// A command run after every revocation (argv; `%u` becomes the code's owner), e.g. to
+    /// flush Dovecot's auth cache so the revocation takes effect at once.
+    pub revoke_hook: Vec<String>,
 }
 
 impl Default for Policy {
@@ -37,6 +40,7 @@ impl Default for Policy {
             allowed_services: Vec::new(),
             max_lifetime: None,
             expire_unused: None,
+            revoke_hook: Vec::new(),
         }
     }
 }

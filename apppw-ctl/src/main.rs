@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod context;
 mod error;
+mod hooks;
 mod output;
 mod reauth;
 mod startup;

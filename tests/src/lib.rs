@@ -7,6 +7,7 @@
 //! skips the test with a printed reason; under `CI=true` it fails the test.
 #![forbid(unsafe_code)]
 
+pub mod mail;
 pub mod syslog;
 pub mod system;
 

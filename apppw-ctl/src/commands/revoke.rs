@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::open_store;
 use crate::audit_log;
 use crate::context::Context;
+use crate::hooks;
 use crate::error::CtlError;
 use crate::output::{CodeView, quote};
 
@@ -48,6 +49,14 @@ pub fn run(ctx: &Context, args: &RevokeArgs) -> Result<(), CtlError> {
     };
     for code in &revoked {
         audit_log::record(ctx, "revoked", code.id, &code.label, &code.user);
+    }
+    let mut owners: Vec<&str> = revoked.iter().map(|c| c.user.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for owner in owners {
+        if let Some(warning) = hooks::after_revoke(ctx, owner) {
+            hooks::warn(&warning);
+        }
     }
     if ctx.out.json() {
         return ctx.out.value(&RevokedView {
