@@ -172,7 +172,9 @@ fn command(value: &str) -> Result<Vec<String>, String> {
     match argv.first() {
         None => Ok(argv),
         Some(program) if program.starts_with('/') => Ok(argv),
-        Some(program) => Err(format!("{program:?} must be an absolute path (the command runs with no PATH)")),
+        Some(program) => Err(format!(
+            "{program:?} must be an absolute path (the command runs with no PATH)"
+        )),
     }
 }
 
@@ -229,7 +231,10 @@ mod tests {
         assert_eq!(p.allowed_services, ["imap", "smtp"]);
         assert_eq!(p.max_lifetime, Some(365 * 86_400));
         assert_eq!(p.expire_unused, Some(90 * 86_400));
-        assert_eq!(p.revoke_hook, ["/usr/bin/doveadm", "auth", "cache", "flush", "%u"]);
+        assert_eq!(
+            p.revoke_hook,
+            ["/usr/bin/doveadm", "auth", "cache", "flush", "%u"]
+        );
     }
 
     #[test]

@@ -17,12 +17,14 @@ use std::process::{Command, Output, Stdio};
 
 /// Where cargo put the binaries of the profile these tests were built with.
 pub fn artifact_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps")
-        .to_path_buf()
+    let exe = std::env::current_exe().expect("executable path");
+    // Tests live in target/<profile>/deps/, binaries such as apppw-bench in target/<profile>/.
+    let dir = exe.parent().expect("executable in a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target/<profile>").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn ctl_binary() -> PathBuf {

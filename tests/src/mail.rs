@@ -64,8 +64,15 @@ impl MailServers {
     /// The same with `auth` in place of the example's authentication settings.
     pub fn start_with(auth: &str) -> MailServers {
         ensure_user(MAIL_USER);
-        let dir = tempfile::Builder::new().prefix("apppw-mail").tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("apppw-mail")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let d = dir.path();
         let (imap, pop3, submission) = (free_port(), free_port(), free_port());
 
@@ -95,8 +102,14 @@ impl MailServers {
              scache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n"
         );
         std::fs::write(postfix_dir.join("master.cf"), master_cf).unwrap();
-        run(Command::new("postfix").arg("-c").arg(&postfix_dir).arg("check"));
-        run(Command::new("postfix").arg("-c").arg(&postfix_dir).arg("start"));
+        run(Command::new("postfix")
+            .arg("-c")
+            .arg(&postfix_dir)
+            .arg("check"));
+        run(Command::new("postfix")
+            .arg("-c")
+            .arg(&postfix_dir)
+            .arg("start"));
 
         // Dovecot: listeners on our ports, mail as MAIL_USER, and the example passdb included.
         let home = d.join("home");
@@ -143,7 +156,10 @@ impl MailServers {
 
     /// `doveadm auth cache flush USER`, as an administrator would after a revocation.
     pub fn flush_auth_cache(&self, user: &str) {
-        run(Command::new("doveadm").arg("-c").arg(&self.dovecot_conf).args(["auth", "cache", "flush", user]));
+        run(Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.dovecot_conf)
+            .args(["auth", "cache", "flush", user]));
     }
 
     pub fn dovecot_conf(&self) -> &Path {
@@ -159,10 +175,20 @@ impl MailServers {
 impl Drop for MailServers {
     fn drop(&mut self) {
         for cmd in [
-            Command::new("doveadm").arg("-c").arg(&self.dovecot_conf).arg("stop"),
-            Command::new("postfix").arg("-c").arg(&self.postfix_dir).arg("stop"),
+            Command::new("doveadm")
+                .arg("-c")
+                .arg(&self.dovecot_conf)
+                .arg("stop"),
+            Command::new("postfix")
+                .arg("-c")
+                .arg(&self.postfix_dir)
+                .arg("stop"),
         ] {
-            let _ = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
         // Let the masters exit before the directory goes.
         std::thread::sleep(Duration::from_millis(300));
@@ -174,7 +200,14 @@ pub fn mail_login(protocol: &str, mechanism: &str, port: u16, user: &str, passwo
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/mail-client.py");
     let out = Command::new("/usr/bin/python3")
         .arg(helper)
-        .args(["login", protocol, mechanism, &port.to_string(), user, password])
+        .args([
+            "login",
+            protocol,
+            mechanism,
+            &port.to_string(),
+            user,
+            password,
+        ])
         .output()
         .expect("python3 runs");
     match out.status.code() {

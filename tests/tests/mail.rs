@@ -32,14 +32,24 @@ impl Drop for Setup {
 fn setup(example: &str) -> Option<Setup> {
     let sys = system()?;
     for tool in ["/usr/sbin/dovecot", "/usr/sbin/postfix"] {
-        assert!(Path::new(tool).exists(), "{tool} missing: scripts/packages.sh installs dovecot-imapd, dovecot-pop3d and postfix");
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} missing: scripts/packages.sh installs dovecot-imapd, dovecot-pop3d and postfix"
+        );
     }
     ensure_user(ALICE);
     ensure_user(BOB);
     let world = World::new();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples/pam.d").join(example))
-        .unwrap()
-        .replace("pam_apppw.so", &format!("{} db={}", world.module.display(), world.store.display()));
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging/examples/pam.d")
+            .join(example),
+    )
+    .unwrap()
+    .replace(
+        "pam_apppw.so",
+        &format!("{} db={}", world.module.display(), world.store.display()),
+    );
     for service in SERVICES {
         std::fs::write(Path::new("/etc/pam.d").join(service), &text).unwrap();
     }
@@ -47,11 +57,19 @@ fn setup(example: &str) -> Option<Setup> {
 }
 
 /// Every way a mail client logs in: (protocol, mechanism).
-const LOGINS: [(&str, &str); 5] = [("imap", "login"), ("imap", "plain"), ("pop3", "user"), ("smtp", "plain"), ("smtp", "login")];
+const LOGINS: [(&str, &str); 5] = [
+    ("imap", "login"),
+    ("imap", "plain"),
+    ("pop3", "user"),
+    ("smtp", "plain"),
+    ("smtp", "login"),
+];
 
 #[test]
 fn a_fresh_code_logs_in_over_imap_pop3_and_smtp() {
-    let Some(s) = setup("mail-apppw-only") else { return };
+    let Some(s) = setup("mail-apppw-only") else {
+        return;
+    };
     let servers = MailServers::start();
     let (_, code) = s.world.mint(ALICE, "Phone mail");
     for (protocol, mechanism) in LOGINS {
@@ -61,24 +79,40 @@ fn a_fresh_code_logs_in_over_imap_pop3_and_smtp() {
             servers.dovecot_log()
         );
     }
-    let listed: serde_json::Value = serde_json::from_slice(&s.world.ctl(&["--user", ALICE, "--json", "list"]).stdout).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&s.world.ctl(&["--user", ALICE, "--json", "list"]).stdout).unwrap();
     assert_eq!(listed[0]["last_used"]["rhost"], "127.0.0.1");
     assert!(SERVICES.contains(&listed[0]["last_used"]["service"].as_str().unwrap()));
     // The account password is not an app password.
     set_unix_password(ALICE, ALICE_UNIX_PASSWORD);
-    assert!(!mail_login("imap", "login", servers.imap, ALICE, ALICE_UNIX_PASSWORD));
+    assert!(!mail_login(
+        "imap",
+        "login",
+        servers.imap,
+        ALICE,
+        ALICE_UNIX_PASSWORD
+    ));
 }
 
 #[test]
 fn the_service_and_remote_host_of_each_protocol_reach_the_module() {
-    let Some(s) = setup("mail-apppw-only") else { return };
+    let Some(s) = setup("mail-apppw-only") else {
+        return;
+    };
     let servers = MailServers::start();
     for protocol in SERVICES {
         let (_, code) = s.world.mint(ALICE, &format!("Only {protocol}"));
         let mechanism = if protocol == "pop3" { "user" } else { "plain" };
-        assert!(mail_login(protocol, mechanism, servers.port(protocol), ALICE, &code));
+        assert!(mail_login(
+            protocol,
+            mechanism,
+            servers.port(protocol),
+            ALICE,
+            &code
+        ));
     }
-    let listed: serde_json::Value = serde_json::from_slice(&s.world.ctl(&["--user", ALICE, "--json", "list"]).stdout).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&s.world.ctl(&["--user", ALICE, "--json", "list"]).stdout).unwrap();
     for (i, protocol) in SERVICES.iter().enumerate() {
         assert_eq!(listed[i]["last_used"]["service"], *protocol, "{listed}");
         assert_eq!(listed[i]["last_used"]["rhost"], "127.0.0.1");
@@ -87,7 +121,9 @@ fn the_service_and_remote_host_of_each_protocol_reach_the_module() {
 
 #[test]
 fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
-    let Some(s) = setup("mail-apppw-only") else { return };
+    let Some(s) = setup("mail-apppw-only") else {
+        return;
+    };
     let servers = MailServers::start();
     let w = &s.world;
     let (_, alices) = w.mint(ALICE, "Phone");
@@ -99,7 +135,10 @@ fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
         args.extend(limits);
         let out = w.ctl(&args);
         assert_success(&out);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["code"].as_str().unwrap().to_string()
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let expiring = mint_with("Short", &["--expires", "1s"]);
     let imap_only = mint_with("IMAP only", &["--service", "imap"]);
@@ -118,15 +157,26 @@ fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
         ("a code for another network", "imap", elsewhere.as_str()),
     ] {
         let mechanism = if protocol == "pop3" { "user" } else { "plain" };
-        assert!(!mail_login(protocol, mechanism, servers.port(protocol), ALICE, password), "{what} was accepted");
+        assert!(
+            !mail_login(protocol, mechanism, servers.port(protocol), ALICE, password),
+            "{what} was accepted"
+        );
     }
     assert!(mail_login("imap", "plain", servers.imap, ALICE, &imap_only));
-    assert!(mail_login("smtp", "plain", servers.submission, ALICE, &alices));
+    assert!(mail_login(
+        "smtp",
+        "plain",
+        servers.submission,
+        ALICE,
+        &alices
+    ));
 }
 
 #[test]
 fn a_burst_of_200_logins_from_8_clients_gets_every_answer_right() {
-    let Some(s) = setup("mail-apppw-only") else { return };
+    let Some(s) = setup("mail-apppw-only") else {
+        return;
+    };
     let servers = MailServers::start();
     let users = [ALICE, BOB];
     let codes: Vec<(String, String)> = users
@@ -142,8 +192,19 @@ fn a_burst_of_200_logins_from_8_clients_gets_every_answer_right() {
         let (user, code) = &codes[i % codes.len()];
         let (protocol, mechanism) = LOGINS[i % LOGINS.len()];
         let right = i % 4 != 0;
-        let password = if right { code.clone() } else { format!("{}x", &code[..18]) };
-        cases.push(serde_json::json!([protocol, mechanism, servers.port(protocol), user, password, right]));
+        let password = if right {
+            code.clone()
+        } else {
+            format!("{}x", &code[..18])
+        };
+        cases.push(serde_json::json!([
+            protocol,
+            mechanism,
+            servers.port(protocol),
+            user,
+            password,
+            right
+        ]));
     }
     let file = s.world.dir.path().join("burst.json");
     std::fs::write(&file, serde_json::to_vec(&cases).unwrap()).unwrap();
@@ -159,7 +220,9 @@ fn a_burst_of_200_logins_from_8_clients_gets_every_answer_right() {
 
 #[test]
 fn dovecots_auth_cache_keeps_a_revoked_code_until_flushed_or_the_hook_runs() {
-    let Some(s) = setup("mail-apppw-only") else { return };
+    let Some(s) = setup("mail-apppw-only") else {
+        return;
+    };
     // Dovecot caches PAM logins only when the passdb names a cache key; an administrator who
     // turns the cache on writes this instead of the example's `args = %s`.
     let servers = MailServers::start_with(
@@ -171,7 +234,10 @@ fn dovecots_auth_cache_keeps_a_revoked_code_until_flushed_or_the_hook_runs() {
     assert!(mail_login("imap", "plain", servers.imap, ALICE, &code));
     assert_success(&w.ctl(&["--user", ALICE, "revoke", &id.to_string()]));
     // What the documentation warns about: the cache still holds the success.
-    assert!(mail_login("imap", "plain", servers.imap, ALICE, &code), "expected Dovecot's cache to answer");
+    assert!(
+        mail_login("imap", "plain", servers.imap, ALICE, &code),
+        "expected Dovecot's cache to answer"
+    );
     servers.flush_auth_cache(ALICE);
     assert!(!mail_login("imap", "plain", servers.imap, ALICE, &code));
 
@@ -179,33 +245,76 @@ fn dovecots_auth_cache_keeps_a_revoked_code_until_flushed_or_the_hook_runs() {
     let conf = w.dir.path().join("apppw.conf");
     std::fs::write(
         &conf,
-        format!("revoke_hook = /usr/bin/doveadm -c {} auth cache flush %u\n", servers.dovecot_conf().display()),
+        format!(
+            "revoke_hook = /usr/bin/doveadm -c {} auth cache flush %u\n",
+            servers.dovecot_conf().display()
+        ),
     )
     .unwrap();
     let (id, code) = w.mint(ALICE, "Hooked");
     assert!(mail_login("imap", "plain", servers.imap, ALICE, &code));
-    let out = w.ctl(&["--config", conf.to_str().unwrap(), "--user", ALICE, "revoke", &id.to_string()]);
+    let out = w.ctl(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--user",
+        ALICE,
+        "revoke",
+        &id.to_string(),
+    ]);
     assert_success(&out);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
-    assert!(!mail_login("imap", "plain", servers.imap, ALICE, &code), "the hook should have flushed the cache");
+    assert!(
+        !mail_login("imap", "plain", servers.imap, ALICE, &code),
+        "the hook should have flushed the cache"
+    );
 
     // A failing hook is reported and does not undo the revocation.
     std::fs::write(&conf, "revoke_hook = /bin/false %u\n").unwrap();
     let (id, _) = w.mint(ALICE, "Failing hook");
-    let out = w.ctl(&["--config", conf.to_str().unwrap(), "--user", ALICE, "revoke", &id.to_string()]);
+    let out = w.ctl(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--user",
+        ALICE,
+        "revoke",
+        &id.to_string(),
+    ]);
     assert_success(&out);
-    assert!(stderr(&out).contains("warning: the revocation is done, but revoke_hook"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: the revocation is done, but revoke_hook"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn the_or_password_flavour_accepts_codes_and_the_account_password() {
-    let Some(s) = setup("mail-apppw-or-password") else { return };
+    let Some(s) = setup("mail-apppw-or-password") else {
+        return;
+    };
     let servers = MailServers::start();
     let (_, code) = s.world.mint(ALICE, "Phone");
     set_unix_password(ALICE, ALICE_UNIX_PASSWORD);
     assert!(mail_login("imap", "login", servers.imap, ALICE, &code));
-    assert!(mail_login("imap", "login", servers.imap, ALICE, ALICE_UNIX_PASSWORD));
-    assert!(mail_login("smtp", "plain", servers.submission, ALICE, ALICE_UNIX_PASSWORD));
-    assert!(!mail_login("pop3", "user", servers.pop3, ALICE, "neither of them"));
+    assert!(mail_login(
+        "imap",
+        "login",
+        servers.imap,
+        ALICE,
+        ALICE_UNIX_PASSWORD
+    ));
+    assert!(mail_login(
+        "smtp",
+        "plain",
+        servers.submission,
+        ALICE,
+        ALICE_UNIX_PASSWORD
+    ));
+    assert!(!mail_login(
+        "pop3",
+        "user",
+        servers.pop3,
+        ALICE,
+        "neither of them"
+    ));
 }
-

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::open_store;
 use crate::audit_log;
 use crate::context::Context;
-use crate::hooks;
 use crate::error::CtlError;
+use crate::hooks;
 use crate::output::{CodeView, quote};
 
 #[derive(Args)]

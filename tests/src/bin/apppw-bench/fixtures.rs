@@ -1,0 +1,166 @@
+//! The world the benchmark measures: users with Unix passwords of both hash kinds, stores of 1
+//! and of 1,000,000 codes (bulk-inserted, not a million CLI calls), and PAM services for the
+//! baselines and for pam_apppw.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use apppw_core::hash::HashParams;
+use apppw_core::mint::{MintRequest, mint};
+use apppw_core::scope::Scope;
+use apppw_core::{Access, CodeRef, Label, Policy, Store};
+use apppw_tests::{World, ensure_user};
+use rand::Rng;
+
+pub const YESCRYPT_USER: &str = "apppw-bench-y";
+pub const SHA512_USER: &str = "apppw-bench-s";
+pub const UNIX_PASSWORD: &str = "bench password 1";
+/// Users whose logins are measured: one code, a hundred codes.
+pub const ONE: &str = "bench-one";
+pub const HUNDRED: &str = "bench-hundred";
+/// The user `list` is timed for (a real account: `--user` only takes those).
+pub const THOUSAND: &str = "apppw-bench-k";
+
+pub struct Fixtures {
+    pub world: World,
+    pub big_store: PathBuf,
+    /// A right code of ONE, a right code of HUNDRED, a revoked code of ONE.
+    pub one_code: String,
+    pub hundred_code: String,
+    pub revoked_code: String,
+    pub big_rows: u64,
+}
+
+/// Unix users whose passwords pam_unix checks, hashed with yescrypt (Debian 12's default) and
+/// with sha512crypt.
+fn unix_users() {
+    ensure_user(THOUSAND);
+    for (user, method) in [(YESCRYPT_USER, "YESCRYPT"), (SHA512_USER, "SHA512")] {
+        ensure_user(user);
+        let mut cmd = std::process::Command::new("chpasswd");
+        cmd.args(["-c", method]);
+        let out = apppw_tests::run_with_stdin(cmd, format!("{user}:{UNIX_PASSWORD}\n").as_bytes());
+        assert!(out.status.success(), "chpasswd -c {method}");
+    }
+}
+
+fn mint_code(store: &mut Store, user: &str, label: &str, params: HashParams) -> (i64, String) {
+    let policy = Policy {
+        max_active_codes: 100_000,
+        hash_params: params,
+        ..Policy::default()
+    };
+    let label = Label::new(label).unwrap();
+    let request = MintRequest {
+        user,
+        label: &label,
+        created_by: "bench",
+        scope: &Scope::default(),
+    };
+    let minted = mint(store, &request, &policy, now(), &mut rand::rng()).unwrap();
+    (minted.id, minted.code.display_grouped().to_string())
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Adds `users` x `per_user` codes in one transaction, with realistic row sizes (a PHC string
+/// as long as a real one, random lookup tags).
+fn bulk_insert(path: &Path, users: u64, per_user: u64) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO app_passwords (user, label, lookup_tag, hash, created, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'bulk')",
+            )
+            .unwrap();
+        let fake_hash = "$argon2id$v=19$m=19456,t=2,p=1$QUJDREVGR0hJSktMTU5PUA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        let mut rng = rand::rng();
+        let created = now();
+        for u in 0..users {
+            let user = format!("bulk-user-{u:06}");
+            for c in 0..per_user {
+                let tag: u32 = rng.random_range(0..1 << 20);
+                insert
+                    .execute(rusqlite::params![
+                        user,
+                        format!("Device {c}"),
+                        tag,
+                        fake_hash,
+                        created
+                    ])
+                    .unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+}
+
+pub fn build(big_users: u64) -> Fixtures {
+    unix_users();
+    let world = World::new();
+    let module = world.module.display().to_string();
+    world.service(
+        "permit",
+        "auth required pam_permit.so\naccount required pam_permit.so\n",
+    );
+    world.service(
+        "unix",
+        "auth required pam_unix.so\naccount required pam_unix.so\n",
+    );
+    let apppw = |store: &Path| {
+        format!(
+            "auth required {module} db={}\naccount required pam_permit.so\n",
+            store.display()
+        )
+    };
+    world.service("apppw", &apppw(&world.store));
+
+    let real = HashParams::default();
+    let cheap = HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let mut store = Store::open(&world.store, Access::Manage { create: true }).unwrap();
+    let (_, one_code) = mint_code(&mut store, ONE, "Phone", real);
+    let (revoked_id, revoked_code) = mint_code(&mut store, ONE, "Old phone", real);
+    store
+        .revoke(ONE, &CodeRef::Id(revoked_id), now(), "bench")
+        .unwrap();
+    let (_, hundred_code) = mint_code(&mut store, HUNDRED, "Device 0", real);
+    for i in 1..100 {
+        mint_code(&mut store, HUNDRED, &format!("Device {i}"), real);
+    }
+    for i in 0..1000 {
+        mint_code(&mut store, THOUSAND, &format!("Device {i}"), cheap);
+    }
+    drop(store);
+
+    // The big store: the same measured users plus `big_users` x 10 others.
+    let big_store = world.dir.path().join("big.db");
+    std::fs::copy(&world.store, &big_store).unwrap();
+    bulk_insert(&big_store, big_users, 10);
+    world.service("apppw-big", &apppw(&big_store));
+    let big_rows: i64 = rusqlite::Connection::open(&big_store)
+        .unwrap()
+        .query_row("SELECT count(*) FROM app_passwords", [], |r| r.get(0))
+        .unwrap();
+    let big_rows = big_rows as u64;
+    Fixtures {
+        world,
+        big_store,
+        one_code,
+        hundred_code,
+        revoked_code,
+        big_rows,
+    }
+}
