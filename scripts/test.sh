@@ -12,6 +12,12 @@ cargo build --release --workspace --locked
 # A second build of the module that can be told to panic, for the test that proves no panic ever
 # reaches libpam (tests/tests/panics.rs). Its own target dir keeps it apart from the real one.
 cargo build --release --locked -p pam_apppw --features fault-injection --target-dir target/fault-injection
+# The packages: build the .deb and .rpm, lintian, install, use, remove, purge (changes the host,
+# so only where the system tests run).
+if [ "${CI:-}" = true ] || [ "${APPPW_SYSTEM_TESTS:-}" = 1 ]; then
+    make package-test
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

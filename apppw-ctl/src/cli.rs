@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{audit, edit, init, list, new, prune, rename, revoke};
+use crate::commands::{audit, completions, edit, init, list, new, prune, rename, revoke};
 
 #[derive(Parser)]
 #[command(
@@ -56,4 +56,6 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Set up this host: the apppw group, the store directory and database, the config (root only)
     Init(init::InitArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(completions::CompletionsArgs),
 }

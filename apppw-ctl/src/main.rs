@@ -42,6 +42,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), CtlError> {
+    if let Command::Completions(args) = &cli.command {
+        return commands::completions::run(args);
+    }
     let ctx = Context::resolve(&cli.global)?;
     match &cli.command {
         Command::New(args) => commands::new::run(&ctx, args),
@@ -52,5 +55,6 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
         Command::Audit(args) => commands::audit::run(&ctx, args),
         Command::Prune(args) => commands::prune::run(&ctx, args),
         Command::Init(args) => commands::init::run(&ctx, args),
+        Command::Completions(args) => commands::completions::run(args),
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod completions;
 pub mod edit;
 pub mod init;
 pub mod limits;

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Package tests (root, Debian; resets this host's apppw state): lintian on the .deb; install it;
+# check paths, modes, man pages and --help; a new user mints a code with the installed setgid
+# apppw-ctl; pamtester authenticates with it through the installed module and an example service;
+# the user revokes it and pamtester is refused; remove keeps the store; purge leaves nothing.
+# Then the .rpm's file list, modes, owners and scripts. Run by `make package-test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deb=$(ls -t target/debian/apppw_*.deb | head -n 1)
+rpmfile=target/rpm/apppw.x86_64.rpm
+user=apppw-pkg
+password="package test password"
+passed=0
+check() { # check DESCRIPTION COMMAND...: runs COMMAND; a failure ends the test
+    local what=$1; shift
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "package test FAILED: $what" >&2
+        exit 1
+    fi
+}
+
+# A clean slate: earlier tests set up apppw by hand (init, /etc/pam.d/apppw-ctl).
+dpkg -P apppw >/dev/null 2>&1 || true
+rm -rf /var/lib/apppw /etc/apppw /etc/pam.d/apppw-ctl /etc/pam.d/apppw-pkgtest /usr/local/libexec/apppw-test
+getent group apppw >/dev/null && groupdel apppw
+
+echo "== lintian $deb"
+lintian --fail-on error --info "$deb" | tee target/debian/lintian.txt || { echo "lintian reported errors" >&2; exit 1; }
+passed=$((passed + 1))
+
+echo "== dpkg -i"
+dpkg -i "$deb"
+module=/usr/lib/x86_64-linux-gnu/security/pam_apppw.so
+check "apppw-ctl is root:apppw 2755" test "$(stat -c '%a %U %G' /usr/bin/apppw-ctl)" = "2755 root apppw"
+check "the store directory is root:apppw 2770" test "$(stat -c '%a %U %G' /var/lib/apppw)" = "2770 root apppw"
+check "the store is root:apppw 660" test "$(stat -c '%a %U %G' /var/lib/apppw/apppw.db)" = "660 root apppw"
+check "the module is installed" test -f "$module"
+check "the config is a conffile" grep -qx /etc/apppw/apppw.conf /var/lib/dpkg/info/apppw.conffiles
+check "the PAM service is a conffile" grep -qx /etc/pam.d/apppw-ctl /var/lib/dpkg/info/apppw.conffiles
+check "completions are installed" test -s /usr/share/bash-completion/completions/apppw-ctl -a -s /usr/share/zsh/vendor-completions/_apppw-ctl -a -s /usr/share/fish/vendor_completions.d/apppw-ctl.fish
+for page in apppw-ctl pam_apppw apppw.conf; do
+    check "man $page renders" sh -c "man $page 2>/dev/null | grep -q ."
+done
+# Every subcommand and option apppw-ctl --help lists is in its man page.
+manual=$(man apppw-ctl 2>/dev/null | col -b)
+for word in $(/usr/bin/apppw-ctl --help | sed -n '/^Commands:/,/^$/p' | awk 'NR>1 && $1 != "help" {print $1}') \
+            $(/usr/bin/apppw-ctl --help | grep -oE -- '--[a-z-]+' | sort -u); do
+    check "apppw-ctl(1) documents $word" grep -qF -- "$word" <<<"$manual"
+done
+
+echo "== a new user mints, authenticates through the installed module, revokes"
+id "$user" >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin "$user"
+echo "$user:$password" | chpasswd
+shown=$(printf '%s\n' "$password" | setpriv --reuid="$user" --regid="$user" --init-groups -- \
+    /usr/bin/python3 tests/helpers/run-in-pty.py /usr/bin/apppw-ctl new "Package test")
+code=$(printf '%s\n' "$shown" | grep -E '^ +[0-9a-z]{4} [0-9a-z]{4} [0-9a-z]{4} [0-9a-z]{4}' | tr -d ' \r')
+check "the user was shown a code" test ${#code} -eq 16
+cp packaging/examples/pam.d/mail-apppw-only /etc/pam.d/apppw-pkgtest
+check "pamtester accepts the code" sh -c "echo '$code' | pamtester apppw-pkgtest $user authenticate acct_mgmt"
+check "the user revokes it" setpriv --reuid="$user" --regid="$user" --init-groups -- /usr/bin/apppw-ctl revoke "Package test"
+check "pamtester refuses the revoked code" sh -c "! echo '$code' | pamtester apppw-pkgtest $user authenticate"
+rm -f /etc/pam.d/apppw-pkgtest
+
+echo "== remove keeps the store; purge leaves nothing"
+dpkg -r apppw
+check "remove keeps the store" test -f /var/lib/apppw/apppw.db
+check "remove takes the program" test ! -e /usr/bin/apppw-ctl -a ! -e "$module"
+dpkg -P apppw
+check "purge removes the store" test ! -e /var/lib/apppw
+check "purge removes /etc/apppw" test ! -e /etc/apppw
+check "purge removes /etc/pam.d/apppw-ctl" test ! -e /etc/pam.d/apppw-ctl
+check "purge removes the group" sh -c '! getent group apppw'
+check "purge removes the statoverride" sh -c '! dpkg-statoverride --list /usr/bin/apppw-ctl'
+userdel "$user"
+
+echo "== rpm $rpmfile"
+listing=$(rpm -qlpv "$rpmfile")
+echo "$listing"
+check "rpm: apppw-ctl is -rwxr-sr-x root apppw" grep -qE '^-rwxr-sr-x +1 root +apppw .* /usr/bin/apppw-ctl$' <<<"$listing"
+check "rpm: the module is in /usr/lib64/security" grep -qE ' /usr/lib64/security/pam_apppw.so$' <<<"$listing"
+check "rpm: config files" sh -c "rpm -qcp '$rpmfile' | grep -qx /etc/apppw/apppw.conf && rpm -qcp '$rpmfile' | grep -qx /etc/pam.d/apppw-ctl"
+scripts=$(rpm -qp --scripts "$rpmfile")
+echo "$scripts"
+check "rpm: %pre creates the group" grep -q 'groupadd --system apppw' <<<"$scripts"
+check "rpm: %post sets up the store" grep -q '/usr/bin/apppw-ctl init' <<<"$scripts"
+
+echo "packages: $passed passed, 0 failed"
