@@ -208,6 +208,11 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_file_is_the_one_init_writes() {
+        assert_eq!(include_str!("../../packaging/apppw.conf"), DEFAULT_CONFIG_TEXT);
+    }
+
+    #[test]
     fn every_key_is_read() {
         let p = parse(
             "max_active_codes = 5\nallowed_users = alice, bob\nallowed_groups = mail\n\
