@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn the_packaged_file_is_the_one_init_writes() {
-        assert_eq!(include_str!("../../packaging/apppw.conf"), DEFAULT_CONFIG_TEXT);
+        assert_eq!(
+            include_str!("../../packaging/apppw.conf"),
+            DEFAULT_CONFIG_TEXT
+        );
     }
 
     #[test]

@@ -193,16 +193,54 @@ impl Store {
                 Ok(_) => {}
             }
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        let conn = if on_read_only_file_system(path) {
+            match access {
+                // Nothing can change the store while its file system is read-only, so SQLite may
+                // read it as immutable: no locks, no -shm to create. Logins keep working; their
+                // last-use writes fail and are skipped.
+                Access::Login => open_immutable(path)?,
+                Access::Manage { .. } => {
+                    return Err(Error::ReadOnly {
+                        path: path.into(),
+                        hint: "The file system holding it is mounted read-only; remount it read-write to make changes",
+                    });
+                }
+            }
+        } else {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?
+        };
         let mut store = Store {
             conn,
             path: path.into(),
         };
-        store.configure(access, created)?;
-        Ok(store)
+        let configured = store.configure(access, created);
+        match configured {
+            // A full disk cannot take the -shm file (the WAL index shared between connections)
+            // that SQLite creates when the first connection opens. In exclusive locking mode it
+            // keeps that index in its own memory instead, so a login can still read the store
+            // (and its -wal) while other logins wait their turn behind the busy timeout.
+            Err(Error::DiskFull { .. } | Error::WriteFailed { .. }) if access == Access::Login => {
+                drop(store);
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn =
+                    Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+                conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+                    .map_err(|e| classify(path, e))?;
+                let mut store = Store {
+                    conn,
+                    path: path.into(),
+                };
+                store.configure(access, false)?;
+                Ok(store)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(store),
+        }
     }
 
     fn configure(&mut self, access: Access, fresh: bool) -> Result<(), Error> {
@@ -559,6 +597,42 @@ fn find_active(
         user: user.into(),
         what: which.describe(),
     })
+}
+
+/// Whether the file system holding `path` is mounted read-only.
+fn on_read_only_file_system(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false)
+}
+
+/// Opens the store read-only and immutable through an SQLite URI (the path percent-encoded).
+/// Immutable readers ignore the -wal file, so a store with committed changes still waiting in
+/// it (a revocation, perhaps) is refused rather than read without them.
+fn open_immutable(path: &Path) -> Result<Connection, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::ReadOnly {
+            path: path.into(),
+            hint: "Its file system is read-only and recent changes wait in its -wal file, which cannot be applied; remount it read-write",
+        });
+    }
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(uri, flags).map_err(|e| classify(path, e))
 }
 
 /// Creates an empty store file (owner and group: root and the store group) if none exists. Returns whether it created one. The

@@ -279,3 +279,45 @@ fn a_user_name_that_looks_like_a_code_is_not_logged() {
     assert!(!login.log.contains("kq7m"), "{}", login.log);
     assert!(login.log.contains("withheld"), "{}", login.log);
 }
+
+#[test]
+fn hostile_user_names_are_plain_refusals_on_one_log_line() {
+    let Some(w) = world() else { return };
+    let (_, code) = w.mint(ALICE, "Phone");
+    let long = "a".repeat(10_000);
+    for (what, user) in [
+        ("empty", ""),
+        ("10 kB", long.as_str()),
+        ("newlines", "apppw-alice\nrhost=203.0.113.1"),
+        ("escape sequence", "\x1b[2Japppw-alice"),
+        ("right-to-left mark", "apppw-\u{202e}alice"),
+    ] {
+        let login = w.login("imap", user, code.as_bytes(), Some("192.0.2.8"));
+        assert_ne!(login.auth, PAM_SUCCESS, "{what}");
+        for line in login.log.lines() {
+            assert!(
+                !line.contains('\x1b') && !line.contains('\u{202e}'),
+                "{what}: {line:?}"
+            );
+        }
+        assert!(
+            login.log.lines().all(|l| l.contains("SYSLOG(")),
+            "{what}: a log line was split: {}",
+            login.log
+        );
+    }
+    // Not UTF-8: passed as raw bytes through libpam.
+    let mut cmd = std::process::Command::new(artifact_dir().join("pam-client"));
+    cmd.arg("imap").arg(std::ffi::OsStr::new(non_utf8_user()));
+    cmd.env("LD_PRELOAD", pam_wrapper_library().unwrap())
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", &w.services);
+    let out = run_with_stdin(cmd, code.as_bytes());
+    assert!(stdout(&out).contains("authenticate=7 "), "{}", stdout(&out));
+}
+
+/// A user name that is not UTF-8.
+fn non_utf8_user() -> &'static std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(b"apppw-\xff\xfealice")
+}

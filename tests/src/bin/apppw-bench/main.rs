@@ -280,6 +280,12 @@ fn run(smoke: bool) {
         &wrong_sample,
         "no Argon2id: no lookup tag matches",
     );
+    let unknown = b.logins("apppw", "no-such-user", wrong, sizes.fast, false);
+    b.row(
+        "pam_apppw: wrong code, user with no codes",
+        &unknown,
+        "same query, same cost",
+    );
     let revoked_sample = b.logins("apppw", ONE, &revoked, sizes.fast, false);
     b.row("pam_apppw: revoked code", &revoked_sample, "");
     let hundred_sample = b.logins("apppw", HUNDRED, &hundred, sizes.slow, true);

@@ -2,7 +2,11 @@
 //! set PAM_RHOST, authenticate (the password comes through the conversation), account
 //! management, end.
 //!
-//! Usage: pam-client SERVICE USER [--rhost HOST] [--no-account] [--repeat N] < password
+//! Usage: pam-client SERVICE USER [--rhost HOST] [--no-account] [--repeat N] [--resources]
+//!                   [--in-thread] < password
+//! `--resources` prints the open file descriptors and resident memory after the first round and
+//! after the last (`resources first FDS RSS_KIB` / `resources last FDS RSS_KIB`); `--in-thread`
+//! runs the rounds on a thread that exits before the process does.
 //! The password is stdin without one trailing newline (bytes after a NUL cannot pass through
 //! PAM). Prints `authenticate=<code> <text>` and `acct_mgmt=<code> <text>` for each round; exits
 //! 0 only if every step returned PAM_SUCCESS.
@@ -29,11 +33,15 @@ fn main() -> ExitCode {
     let mut rhost = None;
     let mut account = true;
     let mut repeat = 1u32;
+    let mut resources = false;
+    let mut in_thread = false;
     let mut rest = args[2..].iter();
     while let Some(arg) = rest.next() {
         match arg.to_str() {
             Some("--rhost") => rhost = rest.next().map(|h| h.to_string_lossy().into_owned()),
             Some("--no-account") => account = false,
+            Some("--resources") => resources = true,
+            Some("--in-thread") => in_thread = true,
             Some("--repeat") => {
                 repeat = rest
                     .next()
@@ -54,17 +62,67 @@ fn main() -> ExitCode {
         password.pop();
     }
 
+    let rounds = move || {
+        rounds(
+            &service,
+            &user,
+            rhost.as_deref(),
+            &password,
+            repeat,
+            account,
+            resources,
+        )
+    };
+    let all_ok = if in_thread {
+        std::thread::spawn(rounds)
+            .join()
+            .expect("the login thread panicked")
+    } else {
+        rounds()
+    };
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Open file descriptors and resident memory (KiB) of this process.
+fn resource_use() -> (usize, u64) {
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+fn rounds(
+    service: &CString,
+    user: &CString,
+    rhost: Option<&str>,
+    password: &Zeroizing<Vec<u8>>,
+    repeat: u32,
+    account: bool,
+    resources: bool,
+) -> bool {
     let mut all_ok = true;
-    for _ in 0..repeat {
+    for round in 0..repeat {
         let conversation = Box::new(FixedSecret(password.clone()));
-        let mut pam = match Transaction::start(&service, &user, conversation) {
+        let mut pam = match Transaction::start(service, user, conversation) {
             Ok(t) => t,
             Err(code) => {
                 eprintln!("pam-client: pam_start failed with {code}");
-                return ExitCode::from(3);
+                return false;
             }
         };
-        if let Some(rhost) = &rhost {
+        if let Some(rhost) = rhost {
             pam.set_rhost(rhost);
         }
         let auth = pam.authenticate(0);
@@ -75,10 +133,14 @@ fn main() -> ExitCode {
             println!("acct_mgmt={acct} {}", pam.describe(acct));
             all_ok &= acct == PAM_SUCCESS;
         }
+        drop(pam);
+        if resources && (round == 0 || round + 1 == repeat) {
+            let (fds, rss) = resource_use();
+            println!(
+                "resources {} {fds} {rss}",
+                if round == 0 { "first" } else { "last" }
+            );
+        }
     }
-    if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    all_ok
 }
