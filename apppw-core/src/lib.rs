@@ -10,6 +10,7 @@ pub mod hash;
 pub mod label;
 pub mod login;
 pub mod mint;
+pub mod module_options;
 pub mod policy;
 pub mod schema;
 pub mod scope;

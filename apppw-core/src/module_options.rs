@@ -1,0 +1,67 @@
+//! pam_apppw's arguments from the pam.d line, parsed once into a typed struct. Anything unknown
+//! or malformed is an error, so a typo fails closed instead of silently running with defaults.
+//! (Here rather than in the module so that the parser is unit-tested and fuzzed like the others.)
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::store::DEFAULT_STORE_PATH;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ModuleOptions {
+    /// The store (`db=PATH`, absolute).
+    pub db: PathBuf,
+    /// The configuration file (`conf=PATH`, absolute).
+    pub conf: PathBuf,
+    /// `debug`: log the decision path (never secrets).
+    pub debug: bool,
+}
+
+impl ModuleOptions {
+    pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleOptions, String> {
+        let mut options = ModuleOptions {
+            db: PathBuf::from(DEFAULT_STORE_PATH),
+            conf: PathBuf::from(DEFAULT_CONFIG_PATH),
+            debug: false,
+        };
+        for arg in args.iter().map(AsRef::as_ref) {
+            match arg.split_once('=') {
+                None if arg == "debug" => options.debug = true,
+                Some(("db", path)) if path.starts_with('/') => options.db = PathBuf::from(path),
+                Some(("conf", path)) if path.starts_with('/') => options.conf = PathBuf::from(path),
+                Some((key @ ("db" | "conf"), _)) => {
+                    return Err(format!("option {arg:?}: {key}= needs an absolute path"));
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown option {arg:?}: pam_apppw knows db=PATH, conf=PATH and debug"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_known_options() {
+        assert_eq!(ModuleOptions::parse::<&str>(&[]).map(|o| o.db), Ok(PathBuf::from(DEFAULT_STORE_PATH)));
+        let parsed = ModuleOptions::parse(&["debug", "db=/srv/apppw.db", "conf=/srv/apppw.conf"]);
+        assert_eq!(
+            parsed.map(|o| (o.debug, o.db, o.conf)),
+            Ok((true, PathBuf::from("/srv/apppw.db"), PathBuf::from("/srv/apppw.conf")))
+        );
+    }
+
+    #[test]
+    fn unknown_or_malformed_options_are_errors() {
+        for bad in [&["dbg"][..], &["db"], &["db="], &["db=relative.db"], &["conf=x"], &["debug=1"], &["nullok"], &["fault=panic"]] {
+            assert!(ModuleOptions::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
