@@ -50,17 +50,33 @@ mod tests {
 
     #[test]
     fn defaults_and_known_options() {
-        assert_eq!(ModuleOptions::parse::<&str>(&[]).map(|o| o.db), Ok(PathBuf::from(DEFAULT_STORE_PATH)));
+        assert_eq!(
+            ModuleOptions::parse::<&str>(&[]).map(|o| o.db),
+            Ok(PathBuf::from(DEFAULT_STORE_PATH))
+        );
         let parsed = ModuleOptions::parse(&["debug", "db=/srv/apppw.db", "conf=/srv/apppw.conf"]);
         assert_eq!(
             parsed.map(|o| (o.debug, o.db, o.conf)),
-            Ok((true, PathBuf::from("/srv/apppw.db"), PathBuf::from("/srv/apppw.conf")))
+            Ok((
+                true,
+                PathBuf::from("/srv/apppw.db"),
+                PathBuf::from("/srv/apppw.conf")
+            ))
         );
     }
 
     #[test]
     fn unknown_or_malformed_options_are_errors() {
-        for bad in [&["dbg"][..], &["db"], &["db="], &["db=relative.db"], &["conf=x"], &["debug=1"], &["nullok"], &["fault=panic"]] {
+        for bad in [
+            &["dbg"][..],
+            &["db"],
+            &["db="],
+            &["db=relative.db"],
+            &["conf=x"],
+            &["debug=1"],
+            &["nullok"],
+            &["fault=panic"],
+        ] {
             assert!(ModuleOptions::parse(bad).is_err(), "{bad:?}");
         }
     }

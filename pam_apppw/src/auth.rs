@@ -18,7 +18,8 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
         panic!("fault injected by the test option fault=panic");
     }
     // A broken configuration fails closed, like a bad option: the administrator must fix it.
-    let policy = load_policy(&options.parsed.conf).map_err(|e| Failure::BadOptions(e.to_string()))?;
+    let policy =
+        load_policy(&options.parsed.conf).map_err(|e| Failure::BadOptions(e.to_string()))?;
     let user = pamh
         .get_user(None)
         .map_err(|e| Failure::Pam(e, "reading the user name"))?
