@@ -7,6 +7,8 @@
 # toolchain, the only one this project's machines have, accept them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/packages.sh
+install_debian_packages
 seconds=${1:-30}
 cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1

@@ -1,12 +1,12 @@
 # Debian packages the build, the demo and the tests need. Sourced by demo.sh and test.sh.
-# libpam0g-dev: the module and the test client link -lpam. libpam-wrapper: points libpam at a
+# gcc, g++: bundled SQLite and libFuzzer. libpam0g-dev: the module and the test client link -lpam. libpam-wrapper: points libpam at a
 # service directory of our own, so nothing under /etc/pam.d is touched. binutils: nm for the
 # export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
 # dovecot-imapd, dovecot-pop3d, postfix: the real mail servers of tests/tests/mail.rs.
 # lintian, rpm, pamtester, man-db, bsdextrautils (col), make: the package tests.
-APPPW_DEBIAN_PACKAGES=(gcc libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm pamtester man-db bsdextrautils make)
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm pamtester man-db bsdextrautils make)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.
