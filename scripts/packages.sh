@@ -1,6 +1,7 @@
-# Debian packages the build, the demo and the tests need. Sourced by demo.sh and test.sh.
-# gcc, g++: bundled SQLite and libFuzzer. libpam0g-dev: the module and the test client link -lpam. libpam-wrapper: points libpam at a
-# service directory of our own, so nothing under /etc/pam.d is touched. binutils: nm for the
+# Debian packages the build, the demo and the tests need. Sourced by the scripts in scripts/.
+# gcc, g++: the bundled SQLite and libFuzzer. libpam0g-dev: the module and the test client link
+# -lpam. libpam-wrapper: points libpam at a service directory of our own, so nothing under
+# /etc/pam.d is touched. binutils: nm for the
 # export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
