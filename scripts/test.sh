@@ -21,7 +21,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --release --workspace --locked 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); } }
      END { printf "\napppw: %d passed, %d failed\n", p, f }' "$log"
