@@ -207,28 +207,20 @@ impl Store {
                 }
             }
         } else {
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?
+            open_read_write(path)?
         };
         let mut store = Store {
             conn,
             path: path.into(),
         };
-        let configured = store.configure(access, created);
-        match configured {
+        match store.configure(access, created) {
             // A full disk cannot take the -shm file (the WAL index shared between connections)
             // that SQLite creates when the first connection opens. In exclusive locking mode it
             // keeps that index in its own memory instead, so a login can still read the store
             // (and its -wal) while other logins wait their turn behind the busy timeout.
             Err(Error::DiskFull { .. } | Error::WriteFailed { .. }) if access == Access::Login => {
                 drop(store);
-                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_NOFOLLOW
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn =
-                    Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+                let conn = open_read_write(path)?;
                 conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
                     .map_err(|e| classify(path, e))?;
                 let mut store = Store {
@@ -238,8 +230,7 @@ impl Store {
                 store.configure(access, false)?;
                 Ok(store)
             }
-            Err(e) => Err(e),
-            Ok(()) => Ok(store),
+            configured => configured.map(|()| store),
         }
     }
 
@@ -597,6 +588,14 @@ fn find_active(
         user: user.into(),
         what: which.describe(),
     })
+}
+
+/// The usual connection: read-write, never through a symlink, one thread.
+fn open_read_write(path: &Path) -> Result<Connection, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))
 }
 
 /// Whether the file system holding `path` is mounted read-only.
