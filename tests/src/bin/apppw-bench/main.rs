@@ -227,7 +227,6 @@ fn run(smoke: bool) {
     b.row("pam_unix, yescrypt hash", &yescrypt, "baseline");
     let sha512 = b.logins("unix", SHA512_USER, UNIX_PASSWORD, sizes.slow, true);
     b.row("pam_unix, sha512crypt hash", &sha512, "baseline");
-    let one = one.clone();
     let code = AppPassword::parse(one.as_bytes()).unwrap();
     let phc = hash_code(&code, &HashParams::default(), &[7; 16]).unwrap();
     let argon = {
