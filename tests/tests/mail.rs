@@ -192,10 +192,12 @@ fn a_burst_of_200_logins_from_8_clients_gets_every_answer_right() {
         let (user, code) = &codes[i % codes.len()];
         let (protocol, mechanism) = LOGINS[i % LOGINS.len()];
         let right = i % 4 != 0;
+        // A wrong code: the right one with its last symbol changed to one it surely is not.
+        let last = if code.ends_with('x') { 'y' } else { 'x' };
         let password = if right {
             code.clone()
         } else {
-            format!("{}x", &code[..18])
+            format!("{}{last}", &code[..18])
         };
         cases.push(serde_json::json!([
             protocol,
