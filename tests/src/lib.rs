@@ -189,14 +189,17 @@ impl World {
 
     /// A service that authenticates with pam_apppw only (with `options` after db=).
     pub fn apppw_service(&self, name: &str, options: &str) {
-        self.service(
-            name,
-            &format!(
-                "auth    required {} db={} {options}\naccount required pam_permit.so\n",
-                self.module.display(),
-                self.store.display()
-            ),
-        );
+        self.service(name, &self.apppw_service_text(&self.store, options));
+    }
+
+    /// The text of a PAM service file that authenticates with this world's module against
+    /// `store` (with `options` after db=) and lets pam_permit answer the account group.
+    pub fn apppw_service_text(&self, store: &Path, options: &str) -> String {
+        format!(
+            "auth    required {} db={} {options}\naccount required pam_permit.so\n",
+            self.module.display(),
+            store.display()
+        )
     }
 
     /// Logs in through the real libpam as Dovecot does.

@@ -62,15 +62,7 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         )
     };
     let service_file = Path::new("/etc/pam.d").join(SERVICE);
-    std::fs::write(
-        &service_file,
-        format!(
-            "auth required {} db={}\naccount required pam_permit.so\n",
-            w.module.display(),
-            w.store.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&service_file, w.apppw_service_text(&w.store, "")).unwrap();
     let verdicts = [
         login(ALICE, "0000 0000 0000 0000", "203.0.113.7"),
         login(ALICE, "not even a code", "203.0.113.7"),

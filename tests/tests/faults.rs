@@ -47,15 +47,7 @@ struct EtcService(PathBuf);
 impl EtcService {
     fn install(w: &World, service: &str) -> EtcService {
         let path = Path::new("/etc/pam.d").join(service);
-        std::fs::write(
-            &path,
-            format!(
-                "auth required {} db={}\naccount required pam_permit.so\n",
-                w.module.display(),
-                w.store.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&path, w.apppw_service_text(&w.store, "")).unwrap();
         EtcService(path)
     }
 }
@@ -302,13 +294,7 @@ fn a_full_disk_fails_the_cli_cleanly_and_logins_go_on() {
     assert!(message.contains("nothing was changed"), "{message}");
     // Logins with existing codes keep working; the last-use write is skipped and logged.
     let w = World::new();
-    w.service(
-        "imap",
-        &format!(
-            "auth required {} db={db}\naccount required pam_permit.so\n",
-            w.module.display()
-        ),
-    );
+    w.service("imap", &w.apppw_service_text(&store, ""));
     let login = w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.3"));
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(login.auth, PAM_SUCCESS, "{}", login.log);
@@ -340,13 +326,7 @@ fn a_read_only_store_still_logs_in_and_the_cli_explains() {
         .unwrap();
     assert!(remount.success());
     let w = World::new();
-    w.service(
-        "imap",
-        &format!(
-            "auth required {} db={db}\naccount required pam_permit.so\n",
-            w.module.display()
-        ),
-    );
+    w.service("imap", &w.apppw_service_text(&store, ""));
     let login = w.login("imap", ALICE, code.as_bytes(), None);
     let mut cmd = Command::new(ctl_binary());
     cmd.args(["--db", db, "--user", ALICE, "revoke", "Phone"]);

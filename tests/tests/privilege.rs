@@ -60,10 +60,7 @@ fn login(user: &str, code: &str) -> Login {
     let w = World::new();
     w.service(
         "imap",
-        &format!(
-            "auth required {} db=/var/lib/apppw/apppw.db\naccount required pam_permit.so\n",
-            w.module.display()
-        ),
+        &w.apppw_service_text(std::path::Path::new(SYSTEM_STORE), ""),
     );
     w.login("imap", user, code.as_bytes(), Some("192.0.2.44"))
 }

@@ -107,7 +107,6 @@ fn bulk_insert(path: &Path, users: u64, per_user: u64) {
 pub fn build(big_users: u64) -> Fixtures {
     unix_users();
     let world = World::new();
-    let module = world.module.display().to_string();
     world.service(
         "permit",
         "auth required pam_permit.so\naccount required pam_permit.so\n",
@@ -116,13 +115,7 @@ pub fn build(big_users: u64) -> Fixtures {
         "unix",
         "auth required pam_unix.so\naccount required pam_unix.so\n",
     );
-    let apppw = |store: &Path| {
-        format!(
-            "auth required {module} db={}\naccount required pam_permit.so\n",
-            store.display()
-        )
-    };
-    world.service("apppw", &apppw(&world.store));
+    world.service("apppw", &world.apppw_service_text(&world.store, ""));
 
     let real = HashParams::default();
     let cheap = HashParams {
@@ -149,7 +142,7 @@ pub fn build(big_users: u64) -> Fixtures {
     let big_store = world.dir.path().join("big.db");
     std::fs::copy(&world.store, &big_store).unwrap();
     bulk_insert(&big_store, big_users, 10);
-    world.service("apppw-big", &apppw(&big_store));
+    world.service("apppw-big", &world.apppw_service_text(&big_store, ""));
     let big_rows: i64 = rusqlite::Connection::open(&big_store)
         .unwrap()
         .query_row("SELECT count(*) FROM app_passwords", [], |r| r.get(0))
