@@ -110,6 +110,27 @@ impl AppPassword {
     }
 }
 
+/// Whether `text` might carry a code somewhere inside it: a run of [`CODE_LEN`] or more symbols
+/// of the alphabet (look-alikes and either case included) in which ASCII spaces and punctuation
+/// are skipped, as a person's near miss would have them (`<code>@example.org`, `user <code>`, the
+/// code with a dot in it). Used to withhold such text from logs; a long ordinary name can be
+/// withheld too, which costs a log reader a name and never a code.
+pub fn may_hide_a_code(text: &[u8]) -> bool {
+    let mut run = 0;
+    for &byte in text {
+        let lower = byte.to_ascii_lowercase();
+        if ALPHABET.contains(&lower) || matches!(lower, b'o' | b'i' | b'l') {
+            run += 1;
+            if run >= CODE_LEN {
+                return true;
+            }
+        } else if !(byte.is_ascii_whitespace() || byte.is_ascii_punctuation()) {
+            run = 0;
+        }
+    }
+    false
+}
+
 impl fmt::Debug for AppPassword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AppPassword(<redacted>)")
@@ -188,6 +209,30 @@ mod tests {
             );
         }
         assert_eq!(AppPassword::parse(&vec![b'a'; 1 << 20]), None);
+    }
+
+    #[test]
+    fn near_misses_that_hide_a_code_are_spotted() {
+        let code = "kq7mvz2c9hxtp4we";
+        for hiding in [
+            code.to_string(),
+            format!("{code}@example.org"),
+            "kq7m vz2c.9hxt p4we".to_string(),
+            format!("user {code}"),
+            "KQ7M-VZ2C-9HXT-P4WE".to_string(),
+            "kq7m_vz2c_9hxt_p4we".to_string(),
+        ] {
+            assert!(may_hide_a_code(hiding.as_bytes()), "{hiding}");
+        }
+        for plain in [
+            "alice",
+            "alice@example.org",
+            "mail-user",
+            "kq7mvz2c9hxtp4w",
+            "kq7mvz2cu9hxtp4we",
+        ] {
+            assert!(!may_hide_a_code(plain.as_bytes()), "{plain}");
+        }
     }
 
     #[test]

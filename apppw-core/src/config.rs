@@ -23,6 +23,10 @@ pub const DEFAULT_CONFIG_TEXT: &str = "\
 # Most active app passwords one user may hold.
 #max_active_codes = 25
 
+# Most app passwords one user may create, rename or edit in 24 hours (root is not counted).
+# It bounds how many rows one user can add to the store; revoking is never refused.
+#max_changes_per_day = 50
+
 # Who may create app passwords: user names and/or group names, separated by spaces or commas.
 # Both empty: everyone.
 #allowed_users =
@@ -98,6 +102,9 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
         match key {
             "max_active_codes" => {
                 policy.max_active_codes = number(value, 1, 10_000).map_err(|p| fail(key, p))?
+            }
+            "max_changes_per_day" => {
+                policy.max_changes_per_day = number(value, 1, 100_000).map_err(|p| fail(key, p))?
             }
             "allowed_users" => policy.allowed_users = names(value),
             "allowed_groups" => policy.allowed_groups = names(value),

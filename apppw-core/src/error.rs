@@ -44,7 +44,7 @@ pub enum Error {
     },
 
     #[error(
-        "the app password store {path} is busy (another program holds its write lock); try again"
+        "the app password store {path} is busy (another program is using it); try again in a moment"
     )]
     Busy { path: PathBuf },
 
@@ -83,6 +83,21 @@ pub enum Error {
         "{user} already has {limit} active app passwords, the most allowed; revoke one you no longer use first"
     )]
     TooManyCodes { user: String, limit: u32 },
+
+    #[error(
+        "{user} has made {cap} changes (new, rename, edit) in the last 24 hours, the most this site allows (max_changes_per_day); nothing was changed. Try again after {}, or ask your administrator. Revoking always works",
+        crate::timefmt::human(*again_at)
+    )]
+    DailyCapReached {
+        user: String,
+        cap: u32,
+        again_at: i64,
+    },
+
+    #[error(
+        "app password {id} of {user} was changed by someone else meanwhile; nothing was changed. Look at it with `apppw-ctl list` and try again"
+    )]
+    ChangedMeanwhile { user: String, id: i64 },
 
     #[error("{path}:{line}: {key}: {problem}")]
     Config {

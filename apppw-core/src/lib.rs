@@ -20,6 +20,8 @@ pub mod timefmt;
 
 pub use code::AppPassword;
 pub use error::Error;
-pub use label::{Label, escape_text};
+pub use label::{Label, escape_text, log_value};
 pub use policy::Policy;
-pub use store::{Access, CodeInfo, CodeRef, DEFAULT_STORE_PATH, LastUse, Store};
+pub use store::{
+    Access, Changer, CodeInfo, CodeRef, DEFAULT_STORE_PATH, Edit, Event, LastUse, Store,
+};

@@ -10,7 +10,7 @@ use crate::hash::{SALT_LEN, hash_code};
 use crate::label::Label;
 use crate::policy::Policy;
 use crate::scope::Scope;
-use crate::store::{NewCode, Store};
+use crate::store::{Changer, NewCode, Store};
 
 /// A code drawn whose lookup tag another active code of the user already has is thrown away and
 /// drawn again; with at most a few dozen codes per user and 2^20 tags, a second try is rare and
@@ -27,8 +27,6 @@ pub struct Minted {
 pub struct MintRequest<'a> {
     pub user: &'a str,
     pub label: &'a Label,
-    /// The caller, as `name (uid N)`, for the audit trail.
-    pub created_by: &'a str,
     /// Limits, already settled against the policy (`Policy::settle_scope`).
     pub scope: &'a Scope,
 }
@@ -37,7 +35,7 @@ pub fn mint<R: CryptoRng + ?Sized>(
     store: &mut Store,
     request: &MintRequest<'_>,
     policy: &Policy,
-    now: i64,
+    by: &Changer<'_>,
     rng: &mut R,
 ) -> Result<Minted, Error> {
     for _ in 0..MAX_DRAWS {
@@ -48,17 +46,15 @@ pub fn mint<R: CryptoRng + ?Sized>(
         let new = NewCode {
             user: request.user,
             label: request.label,
-            created_by: request.created_by,
             scope: request.scope,
             lookup_tag: code.lookup_tag(),
             hash: &hash,
-            created: now,
         };
-        if let Some(id) = store.insert(&new, policy.max_active_codes)? {
+        if let Some(id) = store.insert(&new, policy.max_active_codes, by)? {
             return Ok(Minted {
                 id,
                 code,
-                created: now,
+                created: by.now,
             });
         }
     }

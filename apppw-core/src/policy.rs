@@ -27,6 +27,10 @@ pub struct Policy {
     /// A command run after every revocation (argv; `%u` becomes the code's owner), e.g. to
     /// flush Dovecot's auth cache so the revocation takes effect at once.
     pub revoke_hook: Vec<String>,
+    /// Most codes a non-root user may create, rename or edit in 24 hours: it bounds the rows one
+    /// user can add to the store (revoked codes and the event trail included). Revoking is never
+    /// capped.
+    pub max_changes_per_day: u32,
 }
 
 impl Default for Policy {
@@ -41,6 +45,7 @@ impl Default for Policy {
             max_lifetime: None,
             expire_unused: None,
             revoke_hook: Vec::new(),
+            max_changes_per_day: 50,
         }
     }
 }
@@ -58,7 +63,11 @@ impl Policy {
     /// Whether the site allows app passwords for `service` at all.
     pub fn allows_service(&self, service: Option<&str>) -> bool {
         self.allowed_services.is_empty()
-            || service.is_some_and(|s| self.allowed_services.iter().any(|a| a == s))
+            || service.is_some_and(|s| {
+                self.allowed_services
+                    .iter()
+                    .any(|a| crate::scope::service_matches(a, s))
+            })
     }
 
     /// Checks the limits a user asks for against the site policy and applies the lifetime cap,

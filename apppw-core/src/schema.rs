@@ -55,7 +55,36 @@ ALTER TABLE app_passwords ADD COLUMN networks TEXT;
 ALTER TABLE app_passwords ADD COLUMN expires INTEGER;
 ";
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
+/// Version 4: the event trail. One row per change made through apppw-ctl, written in the same
+/// transaction as the change, so a change that cannot be recorded is not made, and nothing the
+/// caller does (closing the syslog socket, lowering `ulimit -n`) can leave a change untraced.
+///
+/// - `actor_uid`/`actor`: who made the change (the real uid of apppw-ctl's caller and its name).
+/// - `origin`: where from, as the kernel and utmp tell it: the controlling terminal, and the
+///   remote host sshd recorded for that terminal (`pts/3 from 203.0.113.5`), or `no terminal`.
+/// - `user`: whose codes (NULL for store-wide changes such as prune); `code_id` and `label`:
+///   which code, when one; `action`: created, renamed, edited, revoked, withdrawn, pruned;
+///   `detail`: what changed, for edits.
+/// - The (actor_uid, time) index counts a user's changes of the last 24 hours for
+///   `max_changes_per_day`; the (user, time) index serves `list --events`.
+const V4: &str = "
+CREATE TABLE events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    time      INTEGER NOT NULL,
+    actor_uid INTEGER NOT NULL,
+    actor     TEXT    NOT NULL,
+    origin    TEXT    NOT NULL,
+    user      TEXT,
+    action    TEXT    NOT NULL,
+    code_id   INTEGER,
+    label     TEXT,
+    detail    TEXT
+) STRICT;
+CREATE INDEX events_by_actor ON events (actor_uid, time);
+CREATE INDEX events_by_user ON events (user, time);
+";
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

@@ -62,6 +62,11 @@ impl fmt::Display for Network {
 }
 
 impl Network {
+    /// Whether every address of `other` is in this network.
+    pub fn covers(&self, other: &Network) -> bool {
+        self.prefix <= other.prefix && self.contains(other.base)
+    }
+
     pub fn contains(&self, addr: IpAddr) -> bool {
         let addr = canonical(addr);
         addr.is_ipv4() == self.base.is_ipv4() && mask(addr, self.prefix) == self.base
@@ -111,7 +116,9 @@ pub fn parse_rhost(rhost: &str) -> Option<IpAddr> {
     IpAddr::from_str(trimmed).ok()
 }
 
-/// Checks a service name given to `--service`.
+/// Checks a service name given to `--service` or `allowed_services`, and folds it to lower case:
+/// libpam lower-cases the service name in `pam_start`, so `IMAP` could never match a login and
+/// is stored as the `imap` that will.
 pub fn parse_service(name: &str) -> Result<String, String> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -123,12 +130,19 @@ pub fn parse_service(name: &str) -> Result<String, String> {
             "{name:?} is not a PAM service name (letters, digits, - _ .)"
         ));
     }
-    if name == CTL_SERVICE {
+    let folded = name.to_ascii_lowercase();
+    if folded == CTL_SERVICE {
         return Err(format!(
             "app passwords never work for the {CTL_SERVICE} service"
         ));
     }
-    Ok(name.to_owned())
+    Ok(folded)
+}
+
+/// Whether a PAM service name (as libpam passes it) is `listed` (as stored). Compared without
+/// regard to case, so that codes stored before names were folded still match.
+pub fn service_matches(listed: &str, service: &str) -> bool {
+    listed.eq_ignore_ascii_case(service)
 }
 
 /// When a code stops working, as typed: a duration from now (`90d`), a date (`2027-01-31`, at
@@ -225,13 +239,37 @@ impl Scope {
         })
     }
 
+    /// Whether `self` lets some login through that `before` refused: a service or network
+    /// added (or the list lifted), an expiry removed or moved later. Widening a code is as
+    /// sensitive as minting one; narrowing is not.
+    pub fn widens(&self, before: &Scope) -> bool {
+        let more_services = !before.services.is_empty()
+            && (self.services.is_empty()
+                || self
+                    .services
+                    .iter()
+                    .any(|s| !before.services.iter().any(|b| service_matches(b, s))));
+        let more_networks = !before.networks.is_empty()
+            && (self.networks.is_empty()
+                || self
+                    .networks
+                    .iter()
+                    .any(|n| !before.networks.iter().any(|b| b.covers(n))));
+        let later_expiry = match (before.expires, self.expires) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(old), Some(new)) => new > old,
+        };
+        more_services || more_networks || later_expiry
+    }
+
     /// Checks a login against the code's own limits.
     pub fn check(&self, service: Option<&str>, rhost: Option<&str>, now: i64) -> Result<(), Limit> {
         if self.expires.is_some_and(|at| now >= at) {
             return Err(Limit::Expired);
         }
         if !self.services.is_empty()
-            && !service.is_some_and(|s| self.services.iter().any(|a| a == s))
+            && !service.is_some_and(|s| self.services.iter().any(|a| service_matches(a, s)))
         {
             return Err(Limit::Service);
         }
@@ -369,8 +407,48 @@ mod tests {
     #[test]
     fn service_names() {
         assert_eq!(parse_service("imap"), Ok("imap".into()));
+        assert_eq!(parse_service("IMAP"), Ok("imap".into()));
+        assert!(parse_service("APPPW-CTL").is_err());
         assert!(parse_service("apppw-ctl").is_err());
         assert!(parse_service("im ap").is_err());
         assert!(parse_service("").is_err());
+    }
+
+    #[test]
+    fn a_stored_upper_case_service_still_matches_what_libpam_passes() {
+        let scope = Scope {
+            services: vec!["IMAP".into()],
+            ..Scope::default()
+        };
+        assert_eq!(scope.check(Some("imap"), None, 0), Ok(()));
+    }
+
+    #[test]
+    fn widening_is_told_from_narrowing() {
+        let scope = |services: &[&str], networks: &[&str], expires: Option<i64>| Scope {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            networks: networks.iter().map(|n| net(n)).collect(),
+            expires,
+        };
+        let before = scope(&["imap", "smtp"], &["192.0.2.0/24"], Some(100));
+        for narrower in [
+            scope(&["imap"], &["192.0.2.0/24"], Some(100)),
+            scope(&["imap", "smtp"], &["192.0.2.128/25"], Some(50)),
+            before.clone(),
+        ] {
+            assert!(!narrower.widens(&before), "{narrower:?}");
+        }
+        for wider in [
+            scope(&[], &["192.0.2.0/24"], Some(100)),
+            scope(&["imap", "pop3"], &["192.0.2.0/24"], Some(100)),
+            scope(&["imap"], &[], Some(100)),
+            scope(&["imap"], &["192.0.2.0/23"], Some(100)),
+            scope(&["imap"], &["198.51.100.0/24"], Some(100)),
+            scope(&["imap"], &["192.0.2.0/24"], None),
+            scope(&["imap"], &["192.0.2.0/24"], Some(101)),
+        ] {
+            assert!(wider.widens(&before), "{wider:?}");
+        }
+        assert!(!scope(&["imap"], &[], None).widens(&Scope::default()));
     }
 }

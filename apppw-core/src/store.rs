@@ -24,6 +24,12 @@ pub const DEFAULT_STORE_PATH: &str = "/var/lib/apppw/apppw.db";
 const MANAGE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A login waits less: it only reads, and its bookkeeping write is optional.
 const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a checkpoint, SQLite truncates the -wal file back to this size. With every process that
+/// holds the store out of its users' reach (see docs/SECURITY.md), checkpoints cannot be blocked
+/// for long, so the WAL stays near its auto-checkpoint size (1000 pages) plus this.
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 4 << 20;
+/// The window `max_changes_per_day` counts over.
+const DAY_SECS: i64 = 86_400;
 
 /// Who is opening the store, which decides durability and whether the schema may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,10 +85,58 @@ pub struct NewCode<'a> {
     pub label: &'a Label,
     pub lookup_tag: u32,
     pub hash: &'a str,
-    pub created: i64,
-    /// Who is creating it, for the audit trail.
-    pub created_by: &'a str,
     pub scope: &'a Scope,
+}
+
+/// Who makes a change, from where and when. Every changing method records it as an event in the
+/// change's own transaction.
+#[derive(Clone, Debug)]
+pub struct Changer<'a> {
+    /// The real uid of the person (apppw-ctl's caller).
+    pub uid: u32,
+    pub name: &'a str,
+    /// The controlling terminal and the remote host recorded for it, or `no terminal`.
+    pub origin: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+    /// Most codes this person may create, rename or edit in 24 hours; `None` for root.
+    pub daily_cap: Option<u32>,
+}
+
+impl Changer<'static> {
+    /// Root at `now`, with no terminal and no cap: for tools and tests that act as the
+    /// administrator.
+    pub fn root(now: i64) -> Changer<'static> {
+        Changer {
+            uid: 0,
+            name: "root",
+            origin: "no terminal",
+            now,
+            daily_cap: None,
+        }
+    }
+}
+
+impl Changer<'_> {
+    /// How the code rows name who created or revoked them: `alice (uid 1001)`.
+    pub fn actor(&self) -> String {
+        format!("{} (uid {})", self.name, self.uid)
+    }
+}
+
+/// One recorded change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub time: i64,
+    pub actor_uid: u32,
+    pub actor: String,
+    pub origin: String,
+    pub user: Option<String>,
+    pub action: String,
+    pub code_id: Option<i64>,
+    pub label: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// What a login records about a successful use.
@@ -247,6 +301,9 @@ impl Store {
         self.conn
             .pragma_update(None, "temp_store", "MEMORY")
             .map_err(|e| classify(&path, e))?;
+        self.conn
+            .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
+            .map_err(|e| classify(&path, e))?;
         // Every writer takes the write lock up front, so the busy handler covers it.
         self.conn
             .set_transaction_behavior(TransactionBehavior::Immediate);
@@ -354,12 +411,19 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Stores a new code in one transaction that also enforces the per-user limit, the label's
-    /// uniqueness and the lookup tag's uniqueness among the user's active codes. Returns the new
-    /// id, or `Ok(None)` when the tag is taken (the caller draws another code).
-    pub fn insert(&mut self, code: &NewCode<'_>, max_active: u32) -> Result<Option<i64>, Error> {
+    /// Stores a new code in one transaction that also enforces the per-user limit, the daily cap,
+    /// the label's uniqueness and the lookup tag's uniqueness among the user's active codes, and
+    /// records the event. Returns the new id, or `Ok(None)` when the tag is taken (the caller
+    /// draws another code).
+    pub fn insert(
+        &mut self,
+        code: &NewCode<'_>,
+        max_active: u32,
+        by: &Changer<'_>,
+    ) -> Result<Option<i64>, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        check_daily_cap(&tx, &path, by)?;
         let (active, label_taken, tag_taken): (i64, bool, bool) = tx
             .query_row(
                 "SELECT count(*), coalesce(sum(label = ?2), 0) > 0, coalesce(sum(lookup_tag = ?3), 0) > 0
@@ -392,8 +456,8 @@ impl Store {
                 code.label.as_str(),
                 code.lookup_tag,
                 code.hash,
-                code.created,
-                code.created_by,
+                by.now,
+                by.actor(),
                 code.scope.services_column(),
                 code.scope.networks_column(),
                 code.scope.expires,
@@ -401,8 +465,26 @@ impl Store {
         )
         .map_err(|e| classify(&path, e))?;
         let id = tx.last_insert_rowid();
+        record_event(
+            &tx,
+            &path,
+            by,
+            EventRecord {
+                user: Some(code.user),
+                action: "created",
+                code_id: Some(id),
+                label: Some(code.label.as_str()),
+                detail: None,
+            },
+        )?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(Some(id))
+    }
+
+    /// Takes back a code that was just created but could not be shown to anyone (`new` whose
+    /// output failed): revoked like any other, recorded as `withdrawn`.
+    pub fn withdraw(&mut self, user: &str, id: i64, by: &Changer<'_>) -> Result<CodeInfo, Error> {
+        self.revoke_as(user, &CodeRef::Id(id), by, "withdrawn")
     }
 
     /// Codes of `user`, oldest first; revoked ones only when asked.
@@ -418,29 +500,55 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// One of `user`'s active codes, as it is now.
+    pub fn find(&self, user: &str, which: &CodeRef) -> Result<CodeInfo, Error> {
+        find_active(&self.conn, &self.path, user, which)
+    }
+
     /// Renames one of `user`'s active codes.
     pub fn rename(
         &mut self,
         user: &str,
         which: &CodeRef,
         new_label: &Label,
+        by: &Changer<'_>,
     ) -> Result<CodeInfo, Error> {
-        self.edit(user, which, Some(new_label), None)
+        self.edit(
+            user,
+            which,
+            &Edit {
+                label: Some(new_label),
+                ..Edit::default()
+            },
+            by,
+        )
     }
 
-    /// Changes the label and/or the limits of one of `user`'s active codes, in one transaction.
-    /// Narrowed limits apply from the next login on.
+    /// Changes the label and/or the limits of one of `user`'s active codes: the read, the checks
+    /// and the write in one transaction, so a concurrent change is never lost. Narrowed limits
+    /// apply from the next login on.
     pub fn edit(
         &mut self,
         user: &str,
         which: &CodeRef,
-        new_label: Option<&Label>,
-        new_scope: Option<&Scope>,
+        change: &Edit<'_>,
+        by: &Changer<'_>,
     ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
         let mut code = find_active(&tx, &path, user, which)?;
-        if let Some(label) = new_label.filter(|l| l.as_str() != code.label) {
+        if change
+            .expected_scope
+            .is_some_and(|expected| *expected != code.scope)
+        {
+            return Err(Error::ChangedMeanwhile {
+                user: user.into(),
+                id: code.id,
+            });
+        }
+        check_daily_cap(&tx, &path, by)?;
+        let mut details = Vec::new();
+        if let Some(label) = change.label.filter(|l| l.as_str() != code.label) {
             let taken: bool = tx
                 .query_row(
                     "SELECT count(*) > 0 FROM app_passwords
@@ -460,9 +568,10 @@ impl Store {
                 params![code.id, label.as_str()],
             )
             .map_err(|e| classify(&path, e))?;
+            details.push(format!("label was {:?}", code.label));
             code.label = label.as_str().into();
         }
-        if let Some(scope) = new_scope {
+        if let Some(scope) = change.scope {
             tx.execute(
                 "UPDATE app_passwords SET services = ?2, networks = ?3, expires = ?4 WHERE id = ?1",
                 params![
@@ -473,32 +582,81 @@ impl Store {
                 ],
             )
             .map_err(|e| classify(&path, e))?;
+            details.push(format!(
+                "services={} networks={} expires={}",
+                scope.services_column().as_deref().unwrap_or("any"),
+                scope.networks_column().as_deref().unwrap_or("any"),
+                scope
+                    .expires
+                    .map_or("never".to_string(), crate::timefmt::rfc3339),
+            ));
             code.scope = scope.clone();
         }
+        let action = if change.scope.is_some() {
+            "edited"
+        } else {
+            "renamed"
+        };
+        let detail = details.join("; ");
+        record_event(
+            &tx,
+            &path,
+            by,
+            EventRecord {
+                user: Some(user),
+                action,
+                code_id: Some(code.id),
+                label: Some(&code.label),
+                detail: (!detail.is_empty()).then_some(detail.as_str()),
+            },
+        )?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(code)
     }
 
     /// Revokes one of `user`'s active codes: the hash is wiped, the row stays for the audit trail.
+    /// Revoking is never refused by the daily cap.
     pub fn revoke(
         &mut self,
         user: &str,
         which: &CodeRef,
-        now: i64,
-        by: &str,
+        by: &Changer<'_>,
+    ) -> Result<CodeInfo, Error> {
+        self.revoke_as(user, which, by, "revoked")
+    }
+
+    fn revoke_as(
+        &mut self,
+        user: &str,
+        which: &CodeRef,
+        by: &Changer<'_>,
+        action: &str,
     ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
         let current = find_active(&tx, &path, user, which)?;
+        let actor = by.actor();
         tx.execute(
             "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL WHERE id = ?1",
-            params![current.id, now, by],
+            params![current.id, by.now, actor],
         )
         .map_err(|e| classify(&path, e))?;
+        record_event(
+            &tx,
+            &path,
+            by,
+            EventRecord {
+                user: Some(user),
+                action,
+                code_id: Some(current.id),
+                label: Some(&current.label),
+                detail: None,
+            },
+        )?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(CodeInfo {
-            revoked: Some(now),
-            revoked_by: Some(by.into()),
+            revoked: Some(by.now),
+            revoked_by: Some(actor),
             ..current
         })
     }
@@ -508,26 +666,38 @@ impl Store {
     pub fn revoke_all(
         &mut self,
         user: Option<&str>,
-        now: i64,
-        by: &str,
+        by: &Changer<'_>,
     ) -> Result<Vec<CodeInfo>, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
-        let revoked = {
+        let mut revoked = {
             let sql = format!(
                 "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL
                  WHERE (?1 IS NULL OR user = ?1) AND revoked IS NULL RETURNING {CODE_INFO_COLUMNS}"
             );
             let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, e))?;
             let rows = stmt
-                .query_map(params![user, now, by], code_info)
+                .query_map(params![user, by.now, by.actor()], code_info)
                 .map_err(|e| classify(&path, e))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(|e| classify(&path, e))?
         };
-        tx.commit().map_err(|e| classify(&path, e))?;
-        let mut revoked = revoked;
         revoked.sort_by_key(|c| c.id);
+        for code in &revoked {
+            record_event(
+                &tx,
+                &path,
+                by,
+                EventRecord {
+                    user: Some(&code.user),
+                    action: "revoked",
+                    code_id: Some(code.id),
+                    label: Some(&code.label),
+                    detail: None,
+                },
+            )?;
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
         Ok(revoked)
     }
 
@@ -545,8 +715,9 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Deletes the rows of codes revoked at or before `revoked_before`; returns how many.
-    pub fn prune(&mut self, revoked_before: i64) -> Result<usize, Error> {
+    /// Deletes the rows of codes revoked at or before `revoked_before`; returns how many. The
+    /// event trail is kept.
+    pub fn prune(&mut self, revoked_before: i64, by: &Changer<'_>) -> Result<usize, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
         let removed = tx
@@ -555,8 +726,55 @@ impl Store {
                 params![revoked_before],
             )
             .map_err(|e| classify(&path, e))?;
+        let detail = format!(
+            "{removed} revoked app passwords, revoked up to {}",
+            crate::timefmt::rfc3339(revoked_before)
+        );
+        record_event(
+            &tx,
+            &path,
+            by,
+            EventRecord {
+                user: None,
+                action: "pruned",
+                code_id: None,
+                label: None,
+                detail: Some(&detail),
+            },
+        )?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(removed)
+    }
+
+    /// The event trail, oldest first: about `user`'s codes, or everyone's when `None`; at most
+    /// the `limit` newest.
+    pub fn events(&self, user: Option<&str>, limit: u32) -> Result<Vec<Event>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time, actor_uid, actor, origin, user, action, code_id, label, detail
+                 FROM (SELECT * FROM events WHERE (?1 IS NULL OR user = ?1)
+                       ORDER BY id DESC LIMIT ?2)
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![user, limit], |row| {
+                Ok(Event {
+                    id: row.get(0)?,
+                    time: row.get(1)?,
+                    actor_uid: row.get(2)?,
+                    actor: row.get(3)?,
+                    origin: row.get(4)?,
+                    user: row.get(5)?,
+                    action: row.get(6)?,
+                    code_id: row.get(7)?,
+                    label: row.get(8)?,
+                    detail: row.get(9)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
@@ -588,6 +806,74 @@ fn find_active(
         user: user.into(),
         what: which.describe(),
     })
+}
+
+/// What an [`Edit`] changes; `None` leaves a part as it is.
+#[derive(Default)]
+pub struct Edit<'a> {
+    pub label: Option<&'a Label>,
+    pub scope: Option<&'a Scope>,
+    /// The limits the caller saw when it decided on this change (and on whether to ask for the
+    /// account password): if they changed since, the edit is refused rather than applied on top.
+    pub expected_scope: Option<&'a Scope>,
+}
+
+/// The parts of an event that are not the changer.
+struct EventRecord<'a> {
+    user: Option<&'a str>,
+    action: &'a str,
+    code_id: Option<i64>,
+    label: Option<&'a str>,
+    detail: Option<&'a str>,
+}
+
+fn record_event(
+    conn: &Connection,
+    path: &Path,
+    by: &Changer<'_>,
+    event: EventRecord<'_>,
+) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO events (time, actor_uid, actor, origin, user, action, code_id, label, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            by.now,
+            by.uid,
+            by.name,
+            by.origin,
+            event.user,
+            event.action,
+            event.code_id,
+            event.label,
+            event.detail
+        ],
+    )
+    .map_err(|e| classify(path, e))?;
+    Ok(())
+}
+
+/// Refuses a creation or change once the changer made `daily_cap` of them in the last 24 hours,
+/// saying when the oldest of those falls out of the window.
+fn check_daily_cap(conn: &Connection, path: &Path, by: &Changer<'_>) -> Result<(), Error> {
+    let Some(cap) = by.daily_cap else {
+        return Ok(());
+    };
+    let (count, oldest): (i64, Option<i64>) = conn
+        .query_row(
+            "SELECT count(*), min(time) FROM events
+             WHERE actor_uid = ?1 AND time > ?2 AND action IN ('created', 'renamed', 'edited')",
+            params![by.uid, by.now - DAY_SECS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| classify(path, e))?;
+    if count >= i64::from(cap) {
+        return Err(Error::DailyCapReached {
+            user: by.name.into(),
+            cap,
+            again_at: oldest.unwrap_or(by.now) + DAY_SECS,
+        });
+    }
+    Ok(())
 }
 
 /// The usual connection: read-write, never through a symlink, one thread.

@@ -9,7 +9,7 @@ use apppw_core::login::{Decision, LoginAttempt, Rejection, check_login};
 use apppw_core::mint::{MintRequest, Minted, mint};
 use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
 use apppw_core::scope::{Limit, Scope};
-use apppw_core::{Access, CodeRef, Label, Policy, Store};
+use apppw_core::{Access, Changer, CodeRef, Edit, Label, Policy, Store};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -71,15 +71,25 @@ impl Fixture {
     }
 }
 
+/// alice acting on her own codes at `now`, with the default daily cap.
+fn alice_at(now: i64) -> Changer<'static> {
+    Changer {
+        uid: 1000,
+        name: "alice",
+        origin: "pts/0 from 192.0.2.1",
+        now,
+        daily_cap: Some(Policy::default().max_changes_per_day),
+    }
+}
+
 fn mint_in(store: &mut Store, user: &str, label: &str, rng: &mut StdRng) -> Result<Minted, Error> {
     let label = Label::new(label).unwrap();
     let request = MintRequest {
         user,
         label: &label,
-        created_by: "root (uid 0)",
         scope: &Scope::default(),
     };
-    mint(store, &request, &cheap_policy(), NOW, rng)
+    mint(store, &request, &cheap_policy(), &Changer::root(NOW), rng)
 }
 
 /// The login path checks that the store's directories belong to root, which the temporary
@@ -196,14 +206,13 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     let printer = f.mint("alice", "Printer");
     let mut store = f.manage();
     store
-        .revoke("alice", &CodeRef::Id(phone.id), NOW + 1, "root (uid 0)")
+        .revoke("alice", &CodeRef::Id(phone.id), &Changer::root(NOW + 1))
         .unwrap();
     store
         .revoke(
             "alice",
             &CodeRef::parse("Laptop").unwrap(),
-            NOW + 2,
-            "alice (uid 1000)",
+            &alice_at(NOW + 2),
         )
         .unwrap();
     assert_eq!(
@@ -227,7 +236,7 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     assert_eq!(store.list("alice", false).unwrap().len(), 1);
 
     let gone = store
-        .revoke_all(Some("alice"), NOW + 3, "root (uid 0)")
+        .revoke_all(Some("alice"), &Changer::root(NOW + 3))
         .unwrap();
     assert_eq!(
         gone.iter().map(|c| c.id).collect::<Vec<_>>(),
@@ -239,7 +248,7 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     );
     assert!(
         store
-            .revoke_all(Some("alice"), NOW + 4, "root (uid 0)")
+            .revoke_all(Some("alice"), &Changer::root(NOW + 4))
             .unwrap()
             .is_empty()
     );
@@ -250,7 +259,7 @@ fn hashes_are_wiped_on_revocation() {
     let mut f = Fixture::new();
     let phone = f.mint("alice", "Phone");
     f.manage()
-        .revoke("alice", &CodeRef::Id(phone.id), NOW, "root (uid 0)")
+        .revoke("alice", &CodeRef::Id(phone.id), &Changer::root(NOW))
         .unwrap();
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     let hash: Option<String> = conn
@@ -272,11 +281,16 @@ fn users_cannot_touch_each_others_codes_by_id() {
     let alices = f.mint("alice", "Phone");
     let mut store = f.manage();
     let err = store
-        .revoke("bob", &CodeRef::Id(alices.id), NOW, "root (uid 0)")
+        .revoke("bob", &CodeRef::Id(alices.id), &Changer::root(NOW))
         .unwrap_err();
     assert!(matches!(err, Error::NoSuchCode { .. }), "{err}");
     let err = store
-        .rename("bob", &CodeRef::Id(alices.id), &Label::new("mine").unwrap())
+        .rename(
+            "bob",
+            &CodeRef::Id(alices.id),
+            &Label::new("mine").unwrap(),
+            &Changer::root(NOW),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::NoSuchCode { .. }), "{err}");
     assert_eq!(
@@ -297,7 +311,7 @@ fn labels_are_unique_among_active_codes_and_limits_hold() {
     // Another user may use the same label; a revoked label may be reused.
     mint_in(&mut store, "bob", "Phone", &mut f.rng).unwrap();
     store
-        .revoke("alice", &CodeRef::Id(first.id), NOW, "root (uid 0)")
+        .revoke("alice", &CodeRef::Id(first.id), &Changer::root(NOW))
         .unwrap();
     mint_in(&mut store, "alice", "Phone", &mut f.rng).unwrap();
 
@@ -324,6 +338,7 @@ fn rename_changes_only_the_label() {
             "alice",
             &CodeRef::Id(phone.id),
             &Label::new("Laptop").unwrap(),
+            &Changer::root(NOW),
         )
         .unwrap_err();
     assert!(matches!(err, Error::LabelTaken { .. }));
@@ -332,6 +347,7 @@ fn rename_changes_only_the_label() {
             "alice",
             &CodeRef::Id(phone.id),
             &Label::new("Desktop Outlook").unwrap(),
+            &Changer::root(NOW),
         )
         .unwrap();
     assert_eq!(renamed.label, "Desktop Outlook");
@@ -496,10 +512,16 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
         let request = MintRequest {
             user: "alice",
             label: &label,
-            created_by: "root (uid 0)",
             scope: &scope,
         };
-        mint(&mut store, &request, &cheap_policy(), NOW, &mut f.rng).unwrap()
+        mint(
+            &mut store,
+            &request,
+            &cheap_policy(),
+            &Changer::root(NOW),
+            &mut f.rng,
+        )
+        .unwrap()
     };
     let attempt = |service, rhost, now, token: &[u8]| {
         let a = LoginAttempt {
@@ -547,7 +569,15 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
         ..scope.clone()
     };
     f.manage()
-        .edit("alice", &CodeRef::Id(minted.id), None, Some(&narrower))
+        .edit(
+            "alice",
+            &CodeRef::Id(minted.id),
+            &Edit {
+                scope: Some(&narrower),
+                ..Edit::default()
+            },
+            &Changer::root(NOW),
+        )
         .unwrap();
     assert_eq!(
         attempt("imap", "192.0.2.9", NOW, code),
@@ -598,4 +628,248 @@ fn the_policy_can_retire_unused_codes_and_close_services() {
         check_login(&f.path, &closed, &attempt(NOW, "imap")).unwrap(),
         Decision::Rejected(Rejection::ServiceNotAllowed)
     );
+}
+
+#[test]
+fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
+    let mut f = Fixture::new();
+    let mut store = f.manage();
+    let label = Label::new("Phone").unwrap();
+    let request = MintRequest {
+        user: "alice",
+        label: &label,
+        scope: &Scope::default(),
+    };
+    let minted = mint(
+        &mut store,
+        &request,
+        &cheap_policy(),
+        &alice_at(NOW),
+        &mut f.rng,
+    )
+    .unwrap();
+    let which = CodeRef::Id(minted.id);
+    store
+        .rename(
+            "alice",
+            &which,
+            &Label::new("Laptop").unwrap(),
+            &alice_at(NOW + 1),
+        )
+        .unwrap();
+    let narrower = Scope {
+        services: vec!["imap".into()],
+        ..Scope::default()
+    };
+    let change = Edit {
+        scope: Some(&narrower),
+        ..Edit::default()
+    };
+    store
+        .edit("alice", &which, &change, &alice_at(NOW + 2))
+        .unwrap();
+    store
+        .revoke("alice", &which, &Changer::root(NOW + 3))
+        .unwrap();
+    store.prune(NOW + 3, &Changer::root(NOW + 4)).unwrap();
+    let events = store.events(None, 100).unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["created", "renamed", "edited", "revoked", "pruned"]
+    );
+    assert_eq!(events[0].actor, "alice");
+    assert_eq!(events[0].actor_uid, 1000);
+    assert_eq!(events[0].origin, "pts/0 from 192.0.2.1");
+    assert_eq!(events[1].detail.as_deref(), Some("label was \"Phone\""));
+    assert!(
+        events[2]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("services=imap")
+    );
+    assert_eq!(events[3].actor, "root");
+    assert_eq!(events[3].label.as_deref(), Some("Laptop"));
+    assert_eq!(events[4].user, None);
+    // Users see the events about their own codes; the limit keeps the newest.
+    assert_eq!(store.events(Some("alice"), 100).unwrap().len(), 4);
+    assert_eq!(store.events(Some("bob"), 100).unwrap().len(), 0);
+    let newest = store.events(None, 2).unwrap();
+    assert_eq!(
+        newest.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["revoked", "pruned"]
+    );
+}
+
+#[test]
+fn a_change_that_cannot_be_recorded_is_not_made() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone");
+    // Stand-in for a trail that cannot take a row (a full disk, say): the change rolls back.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER no_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'no room'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    let mut store = f.manage();
+    let which = CodeRef::Id(minted.id);
+    assert!(store.revoke("alice", &which, &alice_at(NOW + 1)).is_err());
+    assert!(
+        store
+            .rename(
+                "alice",
+                &which,
+                &Label::new("Other").unwrap(),
+                &alice_at(NOW + 1)
+            )
+            .is_err()
+    );
+    let codes = store.list("alice", true).unwrap();
+    assert_eq!(codes[0].revoked, None);
+    assert_eq!(codes[0].label, "Phone");
+}
+
+#[test]
+fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
+    let mut f = Fixture::new();
+    let mut store = f.manage();
+    let capped = |now| Changer {
+        daily_cap: Some(3),
+        ..alice_at(now)
+    };
+    let mut policy = cheap_policy();
+    policy.max_active_codes = 100;
+    let mut ids = Vec::new();
+    for (i, name) in ["One", "Two", "Three"].iter().enumerate() {
+        let label = Label::new(name).unwrap();
+        let request = MintRequest {
+            user: "alice",
+            label: &label,
+            scope: &Scope::default(),
+        };
+        let minted = mint(
+            &mut store,
+            &request,
+            &policy,
+            &capped(NOW + i as i64),
+            &mut f.rng,
+        )
+        .unwrap();
+        ids.push(minted.id);
+    }
+    let label = Label::new("Four").unwrap();
+    let request = MintRequest {
+        user: "alice",
+        label: &label,
+        scope: &Scope::default(),
+    };
+    let Err(err) = mint(&mut store, &request, &policy, &capped(NOW + 10), &mut f.rng) else {
+        panic!("a fourth creation within the day went through");
+    };
+    assert!(
+        matches!(err, Error::DailyCapReached { cap: 3, again_at, .. } if again_at == NOW + 86_400),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_changes_per_day"), "{err}");
+    let err = store
+        .rename(
+            "alice",
+            &CodeRef::Id(ids[0]),
+            &Label::new("Renamed").unwrap(),
+            &capped(NOW + 11),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::DailyCapReached { .. }), "{err}");
+    // Revoking always works, and does not count.
+    for id in &ids {
+        store
+            .revoke("alice", &CodeRef::Id(*id), &capped(NOW + 12))
+            .unwrap();
+    }
+    // A day after the first creation, room again; root is never capped.
+    mint(
+        &mut store,
+        &request,
+        &policy,
+        &capped(NOW + 86_401),
+        &mut f.rng,
+    )
+    .unwrap();
+    assert_eq!(store.list("alice", true).unwrap().len(), 4);
+}
+
+#[test]
+fn an_edit_decided_on_stale_limits_is_refused() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone");
+    let mut store = f.manage();
+    let which = CodeRef::Id(minted.id);
+    let seen = store.find("alice", &which).unwrap().scope;
+    let imap = Scope {
+        services: vec!["imap".into()],
+        ..Scope::default()
+    };
+    let meanwhile = Edit {
+        scope: Some(&imap),
+        ..Edit::default()
+    };
+    store
+        .edit("alice", &which, &meanwhile, &alice_at(NOW + 1))
+        .unwrap();
+    let wider = Scope::default();
+    let late = Edit {
+        scope: Some(&wider),
+        expected_scope: Some(&seen),
+        ..Edit::default()
+    };
+    let err = store
+        .edit("alice", &which, &late, &alice_at(NOW + 2))
+        .unwrap_err();
+    assert!(matches!(err, Error::ChangedMeanwhile { .. }), "{err}");
+    assert_eq!(store.find("alice", &which).unwrap().scope, imap);
+}
+
+#[test]
+fn a_withdrawn_code_is_revoked_and_says_why() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Lost");
+    let mut store = f.manage();
+    let withdrawn = store
+        .withdraw("alice", minted.id, &alice_at(NOW + 1))
+        .unwrap();
+    assert_eq!(withdrawn.revoked, Some(NOW + 1));
+    assert!(store.list("alice", false).unwrap().is_empty());
+    assert_eq!(
+        store
+            .events(Some("alice"), 10)
+            .unwrap()
+            .last()
+            .unwrap()
+            .action,
+        "withdrawn"
+    );
+}
+
+#[test]
+fn the_wal_is_truncated_after_checkpoints() {
+    let mut f = Fixture::new();
+    let minted = f.mint("alice", "Phone");
+    let mut store = f.manage();
+    let which = CodeRef::Id(minted.id);
+    for i in 0..3000 {
+        let label = Label::new(&format!("Label {i}")).unwrap();
+        store
+            .rename("alice", &which, &label, &Changer::root(NOW))
+            .unwrap();
+    }
+    drop(store);
+    let store = f.manage();
+    let wal_limit: i64 = 4 << 20;
+    let mut wal = f.path.as_os_str().to_owned();
+    wal.push("-wal");
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(size as i64 <= wal_limit, "-wal is {size} bytes");
+    drop(store);
 }

@@ -3,12 +3,13 @@
 //! for root only. This is the one place where those privilege decisions are made.
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apppw_core::config::{DEFAULT_CONFIG_PATH, load_policy};
-use apppw_core::{DEFAULT_STORE_PATH, Policy};
+use apppw_core::{Changer, DEFAULT_STORE_PATH, Policy};
 use nix::unistd::{Group, User, getgrouplist, getuid};
 
 use crate::cli::GlobalArgs;
@@ -25,11 +26,6 @@ impl Caller {
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
-
-    /// How the audit trail names the caller: `alice (uid 1001)`.
-    pub fn actor(&self) -> String {
-        format!("{} (uid {})", self.name, self.uid)
-    }
 }
 
 /// Everything a command needs to run.
@@ -44,7 +40,12 @@ pub struct Context {
     pub policy: Policy,
     /// Unix seconds, read once.
     pub now: i64,
+    /// Where the caller sits: terminal and remote host (`origin.rs`).
+    pub origin: String,
     pub out: Output,
+    /// Owners whose codes were revoked: `main` runs `revoke_hook` for each once the store is
+    /// closed.
+    pub revoked_owners: RefCell<Vec<String>>,
 }
 
 impl Context {
@@ -84,8 +85,30 @@ impl Context {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0),
+            origin: crate::origin::describe(),
             out: Output::new(global.json),
+            revoked_owners: RefCell::new(Vec::new()),
         })
+    }
+
+    /// The caller as the store records a change: who, from where, when, and the daily cap that
+    /// applies to them (none for root).
+    pub fn changer(&self) -> Changer<'_> {
+        Changer {
+            uid: self.caller.uid,
+            name: &self.caller.name,
+            origin: &self.origin,
+            now: self.now,
+            daily_cap: (!self.caller.is_root()).then_some(self.policy.max_changes_per_day),
+        }
+    }
+
+    /// Notes that codes of `owner` were revoked, for `revoke_hook`.
+    pub fn revoked_codes_of(&self, owner: &str) {
+        let mut owners = self.revoked_owners.borrow_mut();
+        if !owners.iter().any(|o| o == owner) {
+            owners.push(owner.to_owned());
+        }
     }
 
     /// Refuses commands that only root may run.

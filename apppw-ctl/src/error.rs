@@ -43,6 +43,28 @@ pub enum CtlError {
     #[error("{0}")]
     Invalid(String),
 
+    /// A helper process's error, already in words.
+    #[error("{0}")]
+    Helper(String),
+
+    #[error(
+        "the apppw system account is missing, so apppw-ctl cannot act for you safely; ask your administrator to run `apppw-ctl init`"
+    )]
+    NoStoreAccount,
+
+    #[error("apppw-ctl will not touch the store: {0}. Nothing was changed")]
+    Hindered(String),
+
+    #[error(
+        "standard output is closed, so a new app password would be shown to nobody; nothing was created. Run `apppw-ctl new` where its output can be seen"
+    )]
+    StdoutClosed,
+
+    #[error(
+        "the new app password could not be shown ({0}), so it was withdrawn (revoked) and nothing is left active. Run `apppw-ctl new` again where its output can be seen"
+    )]
+    CodeNotShown(std::io::Error),
+
     #[error("{action} failed: {reason}")]
     Setup { action: String, reason: String },
 

@@ -1,7 +1,8 @@
 //! The administrator's `revoke_hook`: a command run after each revocation so that servers which
-//! cache logins (Dovecot's auth cache, saslauthd -c) forget the revoked code at once. It runs with
-//! no shell, an empty environment and stdin on /dev/null; `%u` in an argument becomes the owner of
-//! the revoked code. A failing hook does not undo the revocation; it is reported.
+//! cache logins (Dovecot's auth cache, saslauthd -c) forget the revoked code at once. It runs after
+//! the store is closed, as the `apppw` account (root for root's commands), with no shell, clean
+//! (see `clean_exec.rs`) and stdin on /dev/null; `%u` in an argument becomes the owner of the
+//! revoked code. A failing hook does not undo the revocation; it is reported.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -17,9 +18,8 @@ use crate::context::Context;
 pub fn after_revoke(ctx: &Context, user: &str) -> Option<String> {
     let (program, args) = ctx.policy.revoke_hook.split_first()?;
     let args: Vec<String> = args.iter().map(|a| a.replace("%u", user)).collect();
-    let result = Command::new(program)
+    let result = crate::clean_exec::clean(&mut Command::new(program))
         .args(&args)
-        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,14 +1,19 @@
-//! apppw-ctl: manage app passwords. `main` hardens the process, parses the command line, resolves
-//! who is asking, and dispatches; each subcommand lives in `commands/`.
+//! apppw-ctl: manage app passwords. `main` hardens the process, drops privilege to the caller,
+//! parses the command line, resolves who is asking, and dispatches; each subcommand lives in
+//! `commands/`. Once the command has returned (and with it closed the store), `main` runs the
+//! revoke hooks and writes the output.
 #![deny(unsafe_code)]
 
 mod audit_log;
+mod clean_exec;
 mod cli;
 mod commands;
 mod context;
 mod error;
 mod hooks;
+mod origin;
 mod output;
+mod privilege;
 mod reauth;
 mod startup;
 
@@ -23,6 +28,7 @@ use crate::error::CtlError;
 
 fn main() -> ExitCode {
     startup::harden();
+    privilege::at_start();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -46,15 +52,30 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
         return commands::completions::run(args);
     }
     let ctx = Context::resolve(&cli.global)?;
+    dispatch(&ctx, cli)?;
+    // Every store is closed by now.
+    for owner in ctx.revoked_owners.borrow().iter() {
+        if let Some(warning) = hooks::after_revoke(&ctx, owner) {
+            hooks::warn(&warning);
+        }
+    }
+    match ctx.out.flush() {
+        Ok(()) => Ok(()),
+        Err((CtlError::Output(e), Some(unseen))) => commands::new::withdraw(&ctx, unseen, e),
+        Err((e, _)) => Err(e),
+    }
+}
+
+fn dispatch(ctx: &Context, cli: &Cli) -> Result<(), CtlError> {
     match &cli.command {
-        Command::New(args) => commands::new::run(&ctx, args),
-        Command::List(args) => commands::list::run(&ctx, args),
-        Command::Rename(args) => commands::rename::run(&ctx, args),
-        Command::Edit(args) => commands::edit::run(&ctx, args),
-        Command::Revoke(args) => commands::revoke::run(&ctx, args),
-        Command::Audit(args) => commands::audit::run(&ctx, args),
-        Command::Prune(args) => commands::prune::run(&ctx, args),
-        Command::Init(args) => commands::init::run(&ctx, args),
+        Command::New(args) => commands::new::run(ctx, args),
+        Command::List(args) => commands::list::run(ctx, args),
+        Command::Rename(args) => commands::rename::run(ctx, args),
+        Command::Edit(args) => commands::edit::run(ctx, args),
+        Command::Revoke(args) => commands::revoke::run(ctx, args),
+        Command::Audit(args) => commands::audit::run(ctx, args),
+        Command::Prune(args) => commands::prune::run(ctx, args),
+        Command::Init(args) => commands::init::run(ctx, args),
         Command::Completions(args) => commands::completions::run(args),
     }
 }

@@ -1,17 +1,24 @@
 //! Everything apppw-ctl prints to stdout goes through here: text for people, JSON for scripts
-//! (`--json`). User text is escaped before it reaches a terminal, and a closed pipe (`| head`) is
-//! not an error.
+//! (`--json`). Commands only fill a buffer; `main` writes it out after the command has returned
+//! and closed the store, so a terminal on hold (Ctrl-S) or a pipe nobody reads can never keep
+//! the store open. User text is escaped before it reaches a terminal, and a closed pipe
+//! (`| head`) is not an error, except when the output holds a new code nobody has seen.
 #![forbid(unsafe_code)]
 
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Write};
 
-use apppw_core::{CodeInfo, escape_text, timefmt};
+use apppw_core::{CodeInfo, Event, escape_text, timefmt};
 use serde::Serialize;
 
 use crate::error::CtlError;
 
 pub struct Output {
     json: bool,
+    buffer: RefCell<Vec<u8>>,
+    /// The id of a code whose only showing is in the buffer (`new`): if writing fails, `main`
+    /// withdraws it.
+    unseen_code: Cell<Option<i64>>,
 }
 
 /// A code as `--json` shows it: times in RFC 3339 (UTC).
@@ -70,7 +77,29 @@ impl<'a> From<&'a CodeInfo> for CodeView<'a> {
 
 impl Output {
     pub fn new(json: bool) -> Output {
-        Output { json }
+        Output {
+            json,
+            buffer: RefCell::new(Vec::new()),
+            unseen_code: Cell::new(None),
+        }
+    }
+
+    /// Marks the buffer as holding the only showing of code `id`.
+    pub fn holds_new_code(&self, id: i64) {
+        self.unseen_code.set(Some(id));
+    }
+
+    /// Writes the buffer to stdout. `Err` carries the id of a new code that was not shown, if any.
+    pub fn flush(&self) -> Result<(), (CtlError, Option<i64>)> {
+        let bytes = std::mem::take(&mut *self.buffer.borrow_mut());
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe && self.unseen_code.get().is_none() => {
+                Ok(())
+            }
+            Err(e) => Err((CtlError::Output(e), self.unseen_code.get())),
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -79,7 +108,8 @@ impl Output {
 
     /// Prints `text` as is: callers escape user text with [`quote`].
     pub fn text(&self, text: &str) -> Result<(), CtlError> {
-        write_stdout(text.as_bytes())
+        self.buffer.borrow_mut().extend_from_slice(text.as_bytes());
+        Ok(())
     }
 
     pub fn value<T: Serialize>(&self, value: &T) -> Result<(), CtlError> {
@@ -87,7 +117,7 @@ impl Output {
         let mut line =
             serde_json::to_string(value).map_err(|e| CtlError::Output(std::io::Error::other(e)))?;
         line.push('\n');
-        write_stdout(line.as_bytes())
+        self.text(&line)
     }
 }
 
@@ -145,10 +175,69 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String 
     out
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<(), CtlError> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(CtlError::Output),
+/// An event as `--json` shows it.
+#[derive(Serialize)]
+pub struct EventView<'a> {
+    pub id: i64,
+    pub time: String,
+    pub actor_uid: u32,
+    pub actor: &'a str,
+    pub origin: &'a str,
+    pub user: Option<&'a str>,
+    pub action: &'a str,
+    pub code_id: Option<i64>,
+    pub label: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> From<&'a Event> for EventView<'a> {
+    fn from(e: &'a Event) -> Self {
+        EventView {
+            id: e.id,
+            time: timefmt::rfc3339(e.time),
+            actor_uid: e.actor_uid,
+            actor: &e.actor,
+            origin: &e.origin,
+            user: e.user.as_deref(),
+            action: &e.action,
+            code_id: e.code_id,
+            label: e.label.as_deref(),
+            detail: e.detail.as_deref(),
+        }
     }
+}
+
+/// Prints the event trail, as JSON or as a table (`list --events`, `audit --events`).
+pub fn show_events(out: &Output, events: &[Event], with_user: bool) -> Result<(), CtlError> {
+    if out.json() {
+        let views: Vec<EventView<'_>> = events.iter().map(EventView::from).collect();
+        return out.value(&views);
+    }
+    if events.is_empty() {
+        return out.text("No changes are recorded.\n");
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            let mut row = vec![timefmt::human(e.time)];
+            if with_user {
+                row.push(escape_text(e.user.as_deref().unwrap_or("-")).into_owned());
+            }
+            row.extend([
+                e.action.clone(),
+                e.code_id.map_or("-".into(), |id| id.to_string()),
+                e.label.as_deref().map_or("-".into(), quote),
+                format!("{} (uid {})", escape_text(&e.actor), e.actor_uid),
+                escape_text(&e.origin).into_owned(),
+                escape_text(e.detail.as_deref().unwrap_or("")).into_owned(),
+            ]);
+            row
+        })
+        .collect();
+    let mut headers = vec!["TIME"];
+    if with_user {
+        headers.push("USER");
+    }
+    headers.extend(["ACTION", "ID", "LABEL", "BY", "FROM", "DETAIL"]);
+    out.text(&table(&headers, &rows, &[]))
 }

@@ -1,17 +1,27 @@
 //! Making the process safe to run before anything else happens. apppw-ctl runs with privilege it
 //! lends to untrusted callers, who control its environment, its open files, its limits and its
-//! signals; none of that may reach the store. This is the only module with `unsafe`.
+//! signals; none of that may reach the store. `privilege.rs` then decides whom it runs as.
 #![allow(unsafe_code)]
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, umask};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether stdout was closed when apppw-ctl started (it now points at /dev/null): `new` then
+/// refuses, since the code would be shown to nobody.
+static STDOUT_WAS_CLOSED: AtomicBool = AtomicBool::new(false);
+
+pub fn stdout_was_closed() -> bool {
+    STDOUT_WAS_CLOSED.load(Ordering::Relaxed)
+}
 
 /// Call first thing in `main`, while the process is still single-threaded.
 pub fn harden() {
     clear_environment();
     ensure_standard_fds();
+    close_inherited_fds();
     // New files (the store, its -wal and -shm) are open to root and the apppw group and to
     // nobody else, whatever the caller's umask was.
     umask(Mode::from_bits_truncate(0o007));
@@ -21,6 +31,29 @@ pub fn harden() {
     // with EFBIG instead, SQLite rolls back, and we report it.
     // SAFETY: SIG_IGN installs no Rust code as a handler, and no other thread exists yet.
     let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+    // Job control: Ctrl-Z on the caller's terminal (SIGTSTP) and reads or writes from the
+    // background (SIGTTIN, SIGTTOU) would stop the process, and the terminal sends them whatever
+    // uid it runs as. Ignored, a stop request does nothing and a background read fails.
+    for job_control in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+        // SAFETY: as above.
+        let _ = unsafe { signal(job_control, SigHandler::SigIgn) };
+    }
+}
+
+/// Closes every descriptor above 2 the caller handed over: nothing of theirs may reach the store's
+/// code, PAM modules or the hook.
+fn close_inherited_fds() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let inherited: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    // The directory's own descriptor is closed by now; closing it again fails harmlessly.
+    for fd in inherited {
+        let _ = nix::unistd::close(fd);
+    }
 }
 
 /// Drops every environment variable: SQLITE_TMPDIR, TMPDIR, LD_*, RUST_*, locale and all the
@@ -43,6 +76,9 @@ fn ensure_standard_fds() {
             // cannot be opened, stop: running with a hole at 0-2 is not safe.
             if open("/dev/null", OFlag::O_RDWR, Mode::empty()) != Ok(fd) {
                 std::process::abort();
+            }
+            if fd == 1 {
+                STDOUT_WAS_CLOSED.store(true, Ordering::Relaxed);
             }
         }
     }

@@ -1,10 +1,13 @@
 //! The one place where results become PAM return codes and syslog lines. Log lines name the user,
-//! the code's id and label, the service and the remote host; never any part of a password.
+//! the code's id and label, the service and the remote host; never any part of a password. Every
+//! value a client or user chose is quoted (`log_value`) or, where fail2ban's pam_unix layout
+//! wants a bare word, reduced to one (`bare_field`), so that a line always parses to the same
+//! fields.
 #![forbid(unsafe_code)]
 
-use apppw_core::AppPassword;
-use apppw_core::escape_text;
+use apppw_core::code::may_hide_a_code;
 use apppw_core::login::{Decision, Rejection};
+use apppw_core::{escape_text, log_value};
 use pamsm::{LogLvl, Pam, PamError, PamLibExt};
 
 /// What an entry point found, for `finish` to answer and log.
@@ -51,11 +54,11 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
                     pamh,
                     LogLvl::INFO,
                     &format!(
-                        "accepted app password id={id} label=\"{}\" for user={} service={} rhost={}",
-                        escape_text(&label),
+                        "accepted app password id={id} label={} for user={} service={} rhost={}",
+                        log_value(&label),
                         loggable_user(user),
-                        log_field(service),
-                        log_field(rhost),
+                        log_value(service.unwrap_or("")),
+                        log_value(rhost.unwrap_or("")),
                     ),
                 );
                 if let Err(why) = recorded {
@@ -74,16 +77,16 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
                     "authentication failure; logname= uid={} euid={} tty= ruser={} rhost={}  user={}",
                     nix::unistd::getuid(),
                     nix::unistd::geteuid(),
-                    log_field(ruser),
-                    log_field(rhost),
+                    bare_field(ruser),
+                    bare_field(rhost),
                     loggable_user(user),
                 );
                 // When the code itself was right, say which limit refused it, so the owner
                 // learns why their phone stopped working.
                 match &reason {
                     Rejection::Limited { id, label, .. } => line.push_str(&format!(
-                        " (app password id={id} label=\"{}\" {})",
-                        escape_text(label),
+                        " (app password id={id} label={} {})",
+                        log_value(label),
                         reason.describe()
                     )),
                     Rejection::ServiceNotAllowed | Rejection::ServiceRefused => {
@@ -99,8 +102,8 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
                         &format!(
                             "refused: {} (service={} rhost={})",
                             reason.describe(),
-                            log_field(service),
-                            log_field(rhost)
+                            log_value(service.unwrap_or("")),
+                            log_value(rhost.unwrap_or(""))
                         ),
                     );
                 }
@@ -145,21 +148,28 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
     }
 }
 
-/// A user name as it may appear in a log: escaped, and withheld entirely when it looks like an
-/// app password (someone typed the code into the user field).
+/// A user name as it may appear in a log: quoted, and withheld entirely when a code might hide in
+/// it (someone typed the code into the user field, whole or with a near miss around it).
 fn loggable_user(user: &[u8]) -> String {
-    if AppPassword::parse(user).is_some() {
-        return "(withheld: looks like an app password)".into();
+    if may_hide_a_code(user) {
+        return log_value("(withheld: may contain an app password)");
     }
-    escape_text(&String::from_utf8_lossy(user)).into_owned()
+    log_value(&String::from_utf8_lossy(user))
 }
 
-/// A PAM item for a `key=value` log field: escaped, and with no white space, so the field ends
-/// where a log parser expects.
-fn log_field(item: Option<&str>) -> String {
+/// A PAM item as one bare word for the fields of pam_unix's layout (`ruser=`, `rhost=`), which
+/// fail2ban reads as `\S*`: escaped, with white space, quotes and `=` replaced by `_`, so the
+/// field ends where a log parser expects and cannot start another.
+fn bare_field(item: Option<&str>) -> String {
     escape_text(item.unwrap_or(""))
         .chars()
-        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c == '"' || c == '=' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

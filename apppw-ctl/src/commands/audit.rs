@@ -20,14 +20,20 @@ pub struct AuditArgs {
     /// Only active codes that were never used
     #[arg(long)]
     pub never_used: bool,
+    /// Show the trail of recorded changes (the newest 200) instead of the codes
+    #[arg(long, conflicts_with_all = ["unused_for", "never_used"])]
+    pub events: bool,
 }
 
 pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
     ctx.require_root("audit")?;
-    let store = open_store(ctx, false)?;
     // `--user` narrows the audit to one user; without it, root sees everyone.
     let only_user = ctx.user_was_given.then_some(ctx.user.as_str());
-    let mut codes = store.audit(only_user)?;
+    if args.events {
+        let events = open_store(ctx, false)?.events(only_user, super::list::EVENTS_SHOWN)?;
+        return crate::output::show_events(&ctx.out, &events, true);
+    }
+    let mut codes = open_store(ctx, false)?.audit(only_user)?;
     let filtering = args.never_used || args.unused_for.is_some();
     codes.retain(|c| {
         let active = c.revoked.is_none();

@@ -18,5 +18,7 @@ pub struct CompletionsArgs {
 pub fn run(args: &CompletionsArgs) -> Result<(), CtlError> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "apppw-ctl", &mut script);
-    crate::output::Output::new(false).text(&String::from_utf8_lossy(&script))
+    let out = crate::output::Output::new(false);
+    out.text(&String::from_utf8_lossy(&script))?;
+    out.flush().map_err(|(e, _)| e)
 }

@@ -1,9 +1,12 @@
 //! `apppw-ctl edit ID [--label L] [--service S]... [--from NET]... [--expires WHEN]` and the
 //! `--any-service`, `--any-network`, `--no-expiry` that lift a limit. Narrowing takes effect on
-//! the next login.
+//! the next login. Widening a code (a service or network added, a limit lifted, the expiry moved
+//! later) lets it do what it could not, which is as sensitive as minting one: it asks for the
+//! account password like `new`. Narrowing does not.
 #![forbid(unsafe_code)]
 
-use apppw_core::{CodeRef, Label};
+use apppw_core::scope::Scope;
+use apppw_core::{CodeRef, Edit, Label};
 use clap::Args;
 
 use super::limits::{LimitArgs, settle};
@@ -33,39 +36,68 @@ pub struct EditArgs {
     pub no_expiry: bool,
 }
 
+impl EditArgs {
+    fn changes_limits(&self) -> bool {
+        self.any_service
+            || self.any_network
+            || self.no_expiry
+            || !self.limits.services.is_empty()
+            || !self.limits.networks.is_empty()
+            || self.limits.expires.is_some()
+    }
+
+    /// The limits this edit asks for, on top of the code's current ones.
+    fn new_scope(&self, ctx: &Context, current: &Scope, created: i64) -> Result<Scope, CtlError> {
+        let mut base = current.clone();
+        if self.any_service {
+            base.services.clear();
+        }
+        if self.any_network {
+            base.networks.clear();
+        }
+        if self.no_expiry {
+            base.expires = None;
+        }
+        settle(ctx, self.limits.apply(base, ctx.now)?, created)
+    }
+}
+
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
     let which = CodeRef::parse(&args.id)?;
     let label = args.label.as_deref().map(Label::new).transpose()?;
-    let mut store = open_store(ctx, false)?;
-    let current = store
-        .list(&ctx.user, false)?
-        .into_iter()
-        .find(|c| match &which {
-            CodeRef::Id(id) => c.id == *id,
-            CodeRef::Label(l) => c.label == l.as_str(),
-        });
-    let scope = match current {
-        Some(code) => {
-            let mut base = code.scope.clone();
-            if args.any_service {
-                base.services.clear();
-            }
-            if args.any_network {
-                base.networks.clear();
-            }
-            if args.no_expiry {
-                base.expires = None;
-            }
-            Some(settle(
-                ctx,
-                args.limits.apply(base, ctx.now)?,
-                code.created,
-            )?)
+    let asks_password = !ctx.caller.is_root() && ctx.policy.reauthenticate;
+    let edited = if !args.changes_limits() {
+        let change = Edit {
+            label: label.as_ref(),
+            ..Edit::default()
+        };
+        open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
+    } else if asks_password {
+        // Read the code's limits in a helper that becomes the store account, decide, ask for the
+        // password here (as the caller) if the edit widens, then apply it only if nobody changed
+        // the code meanwhile.
+        let (current, created) = peek_scope(ctx, &which)?;
+        let scope = args.new_scope(ctx, &current, created)?;
+        if scope.widens(&current) {
+            crate::reauth::confirm_identity(ctx)?;
         }
-        // Not one of the caller's active codes: `edit` below reports it in the usual words.
-        None => None,
+        let change = Edit {
+            label: label.as_ref(),
+            scope: Some(&scope),
+            expected_scope: Some(&current),
+        };
+        open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
+    } else {
+        let mut store = open_store(ctx, false)?;
+        let current = store.find(&ctx.user, &which)?;
+        let scope = args.new_scope(ctx, &current.scope, current.created)?;
+        let change = Edit {
+            label: label.as_ref(),
+            scope: Some(&scope),
+            expected_scope: Some(&current.scope),
+        };
+        store.edit(&ctx.user, &which, &change, &ctx.changer())?
     };
-    let edited = store.edit(&ctx.user, &which, label.as_ref(), scope.as_ref())?;
     audit_log::record(ctx, "edited", edited.id, &edited.label, &edited.user);
     if ctx.out.json() {
         ctx.out.value(&CodeView::from(&edited))
@@ -77,4 +109,36 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
             super::limits::describe(&edited)
         ))
     }
+}
+
+/// The current limits and creation time of the caller's code `which`, read by a helper process.
+fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(Scope, i64), CtlError> {
+    let text = crate::privilege::read_as_store_account(|| {
+        let code = open_store(ctx, false)?.find(&ctx.user, which)?;
+        Ok(format!(
+            "{}\n{}\n{}\n{}\n",
+            code.created,
+            code.scope.services_column().unwrap_or_default(),
+            code.scope.networks_column().unwrap_or_default(),
+            code.scope
+                .expires
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        ))
+    })?;
+    let damaged = || CtlError::Helper("the helper process sent a damaged answer".into());
+    let lines: Vec<&str> = text.split('\n').collect();
+    let [created, services, networks, expires, ..] = lines[..] else {
+        return Err(damaged());
+    };
+    fn optional(s: &str) -> Option<&str> {
+        (!s.is_empty()).then_some(s)
+    }
+    let expires = optional(expires)
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| damaged())?;
+    let scope = Scope::from_columns(optional(services), optional(networks), expires)
+        .map_err(|_| damaged())?;
+    Ok((scope, created.parse().map_err(|_| damaged())?))
 }

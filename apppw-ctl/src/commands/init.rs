@@ -1,5 +1,6 @@
 //! `apppw-ctl init`: set up a host (root only), or repair it; safe to run again. It creates the
-//! system group `apppw`, the store directory (root:apppw, mode 2770: the setgid bit makes the
+//! system group and account `apppw` (the account apppw-ctl becomes before it opens the store: see
+//! `privilege.rs`), the store directory (root:apppw, mode 2770: the setgid bit makes the
 //! -wal and -shm files that root services create belong to the group too), the database
 //! (root:apppw 0660), and a commented configuration file. The packages run it on install.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ use clap::Args;
 use super::open_store;
 use crate::context::Context;
 use crate::error::CtlError;
+use crate::privilege::STORE_ACCOUNT;
 
 #[derive(Args)]
 pub struct InitArgs {}
@@ -52,6 +54,34 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
             })?
         }
     };
+
+    if nix::unistd::User::from_name(STORE_ACCOUNT)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        let args = [
+            "--system",
+            "--gid",
+            STORE_GROUP,
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "apppw store",
+            STORE_ACCOUNT,
+        ];
+        let status = Command::new("/usr/sbin/useradd")
+            .args(args)
+            .status()
+            .map_err(|e| setup_error(format!("running useradd {}", args.join(" ")), e))?;
+        if !status.success() {
+            return Err(setup_error(format!("useradd {}", args.join(" ")), status));
+        }
+        done.push(format!("created the system account {STORE_ACCOUNT}"));
+    }
 
     let dir = ctx.store_path.parent().unwrap_or(Path::new("/"));
     if !dir.exists() {
@@ -97,7 +127,7 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
             .map(|d| format!("apppw-ctl init: {d}\n"))
             .collect()
     };
-    if let Some(hint) = setgid_hint(gid) {
+    if let Some(hint) = setuid_hint() {
         report.push_str(&hint);
     }
     ctx.out.text(&report)
@@ -139,15 +169,16 @@ fn set_owner_and_mode(
     Ok(())
 }
 
-/// Users can only reach the store through apppw-ctl if it is setgid apppw; say so if it is not.
-fn setgid_hint(gid: u32) -> Option<String> {
+/// Users can only reach the store through apppw-ctl if it is setuid root (it becomes the apppw
+/// account before touching the store); say so if it is not.
+fn setuid_hint() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let meta = std::fs::metadata(&exe).ok()?;
-    if meta.gid() == gid && meta.mode() & 0o2000 != 0 {
+    if meta.uid() == 0 && meta.mode() & 0o4000 != 0 {
         return None;
     }
     Some(format!(
-        "Note: {0} is not setgid {STORE_GROUP}, so only root can use it. To let users manage their own app passwords:\n    chgrp {STORE_GROUP} {0} && chmod 2755 {0}\n",
+        "Note: {0} is not setuid root, so only root can use it. To let users manage their own app passwords:\n    chown root:root {0} && chmod 4755 {0}\n",
         exe.display()
     ))
 }

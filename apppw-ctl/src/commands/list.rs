@@ -13,13 +13,22 @@ use crate::output::{CodeView, describe_last_use, table};
 #[derive(Args)]
 pub struct ListArgs {
     /// Also show revoked app passwords
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub revoked: bool,
+    /// Show the recorded changes to your app passwords instead: who, when, from where
+    #[arg(long)]
+    pub events: bool,
 }
 
+/// How many of the newest events `--events` shows.
+pub const EVENTS_SHOWN: u32 = 200;
+
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<(), CtlError> {
-    let store = open_store(ctx, false)?;
-    let codes = store.list(&ctx.user, args.revoked)?;
+    if args.events {
+        let events = open_store(ctx, false)?.events(Some(&ctx.user), EVENTS_SHOWN)?;
+        return crate::output::show_events(&ctx.out, &events, false);
+    }
+    let codes = open_store(ctx, false)?.list(&ctx.user, args.revoked)?;
     if ctx.out.json() {
         let views: Vec<CodeView<'_>> = codes.iter().map(CodeView::from).collect();
         return ctx.out.value(&views);

@@ -1,4 +1,6 @@
-//! `apppw-ctl new LABEL`: mint a code and show it once.
+//! `apppw-ctl new LABEL`: mint a code and show it once. A code that cannot be shown (stdout
+//! closed at start, or writing it out failed) is never left active: it is refused before minting
+//! or withdrawn after, and the exit status says so.
 #![forbid(unsafe_code)]
 
 use apppw_core::mint::{MintRequest, mint};
@@ -37,6 +39,9 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     let label = Label::new(&args.label)?;
     let scope = settle(ctx, args.limits.apply(Scope::default(), ctx.now)?, ctx.now)?;
     ctx.check_may_create()?;
+    if crate::startup::stdout_was_closed() {
+        return Err(CtlError::StdoutClosed);
+    }
     crate::reauth::confirm_identity(ctx)?;
     // Fail before touching the store if the kernel's generator is unavailable; after this probe a
     // failure is practically impossible, and would abort rather than mint a weak code.
@@ -46,16 +51,17 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
         .map_err(|e| CtlError::Random(e.to_string()))?;
     let mut rng = OsRng.unwrap_err();
 
-    let mut store = open_store(ctx, true)?;
-    let actor = ctx.caller.actor();
-    let request = MintRequest {
-        user: &ctx.user,
-        label: &label,
-        created_by: &actor,
-        scope: &scope,
+    let minted = {
+        let mut store = open_store(ctx, true)?;
+        let request = MintRequest {
+            user: &ctx.user,
+            label: &label,
+            scope: &scope,
+        };
+        mint(&mut store, &request, &ctx.policy, &ctx.changer(), &mut rng)?
     };
-    let minted = mint(&mut store, &request, &ctx.policy, ctx.now, &mut rng)?;
     audit_log::record(ctx, "created", minted.id, label.as_str(), &ctx.user);
+    ctx.out.holds_new_code(minted.id);
     let shown = minted.code.display_grouped();
     if ctx.out.json() {
         ctx.out.value(&NewView {
@@ -75,4 +81,20 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
             shown.as_str(),
         ))
     }
+}
+
+/// Takes back code `id`, whose only showing could not be written out, and reports why.
+pub fn withdraw(ctx: &Context, id: i64, why: std::io::Error) -> Result<(), CtlError> {
+    let withdrawn = {
+        let mut store = open_store(ctx, false)?;
+        store.withdraw(&ctx.user, id, &ctx.changer())?
+    };
+    audit_log::record(
+        ctx,
+        "withdrew",
+        withdrawn.id,
+        &withdrawn.label,
+        &withdrawn.user,
+    );
+    Err(CtlError::CodeNotShown(why))
 }

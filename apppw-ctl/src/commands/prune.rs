@@ -25,9 +25,8 @@ struct PrunedView {
 
 pub fn run(ctx: &Context, args: &PruneArgs) -> Result<(), CtlError> {
     ctx.require_root("prune")?;
-    let mut store = open_store(ctx, false)?;
     let cutoff = ctx.now - args.older_than.unwrap_or(0);
-    let pruned = store.prune(cutoff)?;
+    let pruned = open_store(ctx, false)?.prune(cutoff, &ctx.changer())?;
     audit_log::record_text(ctx, &format!("pruned {pruned} revoked app passwords"));
     if ctx.out.json() {
         ctx.out.value(&PrunedView { pruned })

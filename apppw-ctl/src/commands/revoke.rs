@@ -11,7 +11,6 @@ use super::open_store;
 use crate::audit_log;
 use crate::context::Context;
 use crate::error::CtlError;
-use crate::hooks;
 use crate::output::{CodeView, quote};
 
 #[derive(Args)]
@@ -40,23 +39,19 @@ pub fn run(ctx: &Context, args: &RevokeArgs) -> Result<(), CtlError> {
     if args.all {
         crate::reauth::confirm_identity(ctx)?;
     }
-    let mut store = open_store(ctx, false)?;
-    let actor = ctx.caller.actor();
-    let revoked = match &which {
-        Some(which) => vec![store.revoke(&ctx.user, which, ctx.now, &actor)?],
-        None if args.all_users => store.revoke_all(None, ctx.now, &actor)?,
-        None => store.revoke_all(Some(&ctx.user), ctx.now, &actor)?,
+    let revoked = {
+        let mut store = open_store(ctx, false)?;
+        let by = ctx.changer();
+        match &which {
+            Some(which) => vec![store.revoke(&ctx.user, which, &by)?],
+            None if args.all_users => store.revoke_all(None, &by)?,
+            None => store.revoke_all(Some(&ctx.user), &by)?,
+        }
     };
     for code in &revoked {
         audit_log::record(ctx, "revoked", code.id, &code.label, &code.user);
-    }
-    let mut owners: Vec<&str> = revoked.iter().map(|c| c.user.as_str()).collect();
-    owners.sort_unstable();
-    owners.dedup();
-    for owner in owners {
-        if let Some(warning) = hooks::after_revoke(ctx, owner) {
-            hooks::warn(&warning);
-        }
+        // `main` runs revoke_hook for each owner once the store is closed.
+        ctx.revoked_codes_of(&code.user);
     }
     if ctx.out.json() {
         return ctx.out.value(&RevokedView {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use apppw_core::hash::HashParams;
 use apppw_core::mint::{MintRequest, mint};
 use apppw_core::scope::Scope;
-use apppw_core::{Access, CodeRef, Label, Policy, Store};
+use apppw_core::{Access, Changer, CodeRef, Label, Policy, Store};
 use apppw_tests::{World, ensure_user};
 use rand::Rng;
 
@@ -54,10 +54,16 @@ fn mint_code(store: &mut Store, user: &str, label: &str, params: HashParams) -> 
     let request = MintRequest {
         user,
         label: &label,
-        created_by: "bench",
         scope: &Scope::default(),
     };
-    let minted = mint(store, &request, &policy, now(), &mut rand::rng()).unwrap();
+    let minted = mint(
+        store,
+        &request,
+        &policy,
+        &Changer::root(now()),
+        &mut rand::rng(),
+    )
+    .unwrap();
     (minted.id, minted.code.display_grouped().to_string())
 }
 
@@ -127,7 +133,7 @@ pub fn build(big_users: u64) -> Fixtures {
     let (_, one_code) = mint_code(&mut store, ONE, "Phone", real);
     let (revoked_id, revoked_code) = mint_code(&mut store, ONE, "Old phone", real);
     store
-        .revoke(ONE, &CodeRef::Id(revoked_id), now(), "bench")
+        .revoke(ONE, &CodeRef::Id(revoked_id), &Changer::root(now()))
         .unwrap();
     let (_, hundred_code) = mint_code(&mut store, HUNDRED, "Device 0", real);
     for i in 1..100 {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use apppw_core::mint::{MintRequest, mint};
 use apppw_core::scope::Scope;
-use apppw_core::{Access, CodeRef, Label, Policy, Store};
+use apppw_core::{Access, Changer, CodeRef, Label, Policy, Store};
 use apppw_pam_client::{FixedSecret, PAM_SUCCESS, Transaction};
 use zeroize::Zeroizing;
 
@@ -89,12 +89,22 @@ pub fn churn(args: &[String]) {
         let request = MintRequest {
             user: &user,
             label: &label,
-            created_by: "bench",
             scope: &Scope::default(),
         };
-        let minted = mint(&mut store, &request, &policy, 1_800_000_000, &mut rng).unwrap();
+        let minted = mint(
+            &mut store,
+            &request,
+            &policy,
+            &Changer::root(1_800_000_000),
+            &mut rng,
+        )
+        .unwrap();
         store
-            .revoke(&user, &CodeRef::Id(minted.id), 1_800_000_001, "bench")
+            .revoke(
+                &user,
+                &CodeRef::Id(minted.id),
+                &Changer::root(1_800_000_001),
+            )
             .unwrap();
         operations += 2;
     }

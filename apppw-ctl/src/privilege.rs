@@ -1,0 +1,330 @@
+//! Whom the process runs as, phase by phase. apppw-ctl is installed setuid root (mode 4755) and
+//! never keeps root for a non-root caller:
+//!
+//! 1. **At start** (`at_start`, first thing in `main`, still root): scheduling priority, I/O
+//!    priority and resource limits are reset to the system's (PID 1's), so nothing the caller set
+//!    before exec slows the process; then it drops to the caller (real, effective: the caller;
+//!    saved: the `apppw` system account). Parsing, policy and re-authentication run as the caller,
+//!    so PAM modules see the person they authenticate. The caller may stop this process now: it
+//!    holds nothing.
+//! 2. **Before the store opens** (`become_store_account`): every uid and gid becomes `apppw`'s.
+//!    The kernel lets a process signal, trace, renice or prlimit another only when their uids
+//!    match, so from here the caller can neither stop nor slow it; `check_unhindered` then makes
+//!    sure nothing set in the moments before (a renice, a lowered limit, a cgroup the caller can
+//!    freeze) follows it in. There is no way back to the caller.
+//!
+//! Root callers stay root throughout: root is trusted, and `init` needs it.
+//! This module and `startup.rs` and `clean_exec.rs` are the only ones with `unsafe`.
+#![allow(unsafe_code)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use nix::unistd::{Gid, Uid, User, getgid, getuid, setgroups, setresgid, setresuid};
+
+use crate::error::CtlError;
+
+/// The system account that owns apppw-ctl's store work (`apppw-ctl init` creates it).
+pub const STORE_ACCOUNT: &str = "apppw";
+
+/// Fewest open files a process holding the store must be able to have: the store, its -wal and
+/// -shm, the syslog socket, and room for SQLite's own.
+const MIN_OPEN_FILES: u64 = 64;
+
+/// What `at_start` found.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Installed setuid root, caller not root: the store account to become.
+    Switch { uid: Uid, gid: Gid },
+    /// Installed setuid root but the store account does not exist (init not run).
+    NoAccount,
+    /// Root, or a copy without privilege: no switch is possible or needed.
+    Stay,
+}
+
+static MODE: OnceLock<Mode> = OnceLock::new();
+
+/// Resets priorities and limits while root, then drops to the caller, keeping the store account
+/// as saved ids. Call first in `main`, single-threaded. Aborts if a drop fails: running on with
+/// root privilege by mistake is never acceptable.
+pub fn at_start() {
+    let mode = if nix::unistd::geteuid().is_root() {
+        reset_priority_and_limits();
+        if getuid().is_root() {
+            Mode::Stay
+        } else {
+            drop_to_caller()
+        }
+    } else {
+        Mode::Stay
+    };
+    let _ = MODE.set(mode);
+}
+
+fn drop_to_caller() -> Mode {
+    let (caller_uid, caller_gid) = (getuid(), getgid());
+    // The environment is empty by now, so NSS cannot be steered; the lookup runs as root once.
+    let account = User::from_name(STORE_ACCOUNT).ok().flatten();
+    // Supplementary groups of root's (none, usually) must not stay behind.
+    if setgroups(&[]).is_err() {
+        std::process::abort();
+    }
+    let (mode, saved_uid, saved_gid) = match account {
+        Some(account) => (
+            Mode::Switch {
+                uid: account.uid,
+                gid: account.gid,
+            },
+            account.uid,
+            account.gid,
+        ),
+        None => (Mode::NoAccount, caller_uid, caller_gid),
+    };
+    if setresgid(caller_gid, caller_gid, saved_gid).is_err()
+        || setresuid(caller_uid, caller_uid, saved_uid).is_err()
+        || nix::unistd::geteuid().is_root()
+    {
+        std::process::abort();
+    }
+    mode
+}
+
+/// Becomes the store account for good, then refuses to go on if the caller could still hinder
+/// the process. Every path to the store goes through here (`commands::open_store`).
+pub fn become_store_account(caller_uid: u32) -> Result<(), CtlError> {
+    match MODE.get().copied().unwrap_or(Mode::Stay) {
+        Mode::Stay => return Ok(()),
+        Mode::NoAccount => return Err(CtlError::NoStoreAccount),
+        Mode::Switch { uid, gid } => {
+            if setresgid(gid, gid, gid).is_err() || setresuid(uid, uid, uid).is_err() {
+                return Err(CtlError::Hindered(
+                    "could not switch to the apppw account".into(),
+                ));
+            }
+            let ids = nix::unistd::getresuid().map_err(|e| CtlError::Hindered(e.to_string()))?;
+            if [ids.real, ids.effective, ids.saved] != [uid; 3] {
+                std::process::abort();
+            }
+            let _ = nix::sys::prctl::set_dumpable(false);
+        }
+    }
+    check_unhindered(caller_uid)
+}
+
+/// After the switch nothing of the caller's can reach the process any more; this checks what they
+/// could have set just before it.
+fn check_unhindered(caller_uid: u32) -> Result<(), CtlError> {
+    raise_soft_limits();
+    let (open_files, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_err(|e| CtlError::Hindered(e.to_string()))?;
+    if open_files < MIN_OPEN_FILES {
+        return Err(CtlError::Hindered(format!(
+            "the open-file limit is {open_files} (`ulimit -n`), and apppw-ctl needs at least {MIN_OPEN_FILES} to change the store and record the change"
+        )));
+    }
+    // SAFETY: getpriority and sched_getscheduler only read this process's scheduling state.
+    let (nice, policy) = unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        (nice, libc::sched_getscheduler(0))
+    };
+    if nice > 0
+        || policy == libc::SCHED_IDLE
+        || policy == libc::SCHED_BATCH
+        || io_priority_is_idle()
+    {
+        return Err(CtlError::Hindered(
+            "its priority was lowered (nice, chrt or ionice) while it started; a slowed apppw-ctl holding the store would slow every login".into(),
+        ));
+    }
+    if let Some(cgroup) = cgroup_owned_by(caller_uid) {
+        return Err(CtlError::Hindered(format!(
+            "it runs in the control group {}, which you own and could freeze or throttle while it holds the store; run it from your login session",
+            cgroup.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The resources apppw-ctl resets: every one Linux has but RLIMIT_CORE (kept at 0: a core dump
+/// could hold a fresh code).
+const RESOURCES: [libc::__rlimit_resource_t; 15] = [
+    libc::RLIMIT_CPU,
+    libc::RLIMIT_FSIZE,
+    libc::RLIMIT_DATA,
+    libc::RLIMIT_STACK,
+    libc::RLIMIT_RSS,
+    libc::RLIMIT_NPROC,
+    libc::RLIMIT_NOFILE,
+    libc::RLIMIT_MEMLOCK,
+    libc::RLIMIT_AS,
+    libc::RLIMIT_LOCKS,
+    libc::RLIMIT_SIGPENDING,
+    libc::RLIMIT_MSGQUEUE,
+    libc::RLIMIT_NICE,
+    libc::RLIMIT_RTPRIO,
+    libc::RLIMIT_RTTIME,
+];
+
+/// As root: nice 0, the normal scheduler, best-effort I/O, and PID 1's resource limits (the
+/// system's defaults), whatever the caller set before exec.
+fn reset_priority_and_limits() {
+    // SAFETY: each call changes only this process's own scheduling state or limits, and reads
+    // PID 1's limits into a local; all pointers are to live locals.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            IOPRIO_BE_NORMAL,
+        );
+        for resource in RESOURCES {
+            let mut system = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::prlimit(1, resource, std::ptr::null(), &mut system) == 0 {
+                libc::setrlimit(resource, &system);
+            }
+        }
+    }
+    raise_soft_limits();
+}
+
+/// Soft limits up to the hard ones: as much as an unprivileged process may undo.
+fn raise_soft_limits() {
+    for resource in RESOURCES {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: reads and sets this process's own limit through a live local.
+        unsafe {
+            if libc::getrlimit(resource, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(resource, &limit);
+            }
+        }
+    }
+}
+
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
+const IOPRIO_CLASS_IDLE: libc::c_int = 3;
+/// Best effort (class 2), level 4: what a process gets by default.
+const IOPRIO_BE_NORMAL: libc::c_int = (2 << IOPRIO_CLASS_SHIFT) | 4;
+
+fn io_priority_is_idle() -> bool {
+    // SAFETY: ioprio_get only reads this process's I/O priority.
+    let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) };
+    prio >= 0 && (prio as libc::c_int) >> IOPRIO_CLASS_SHIFT == IOPRIO_CLASS_IDLE
+}
+
+/// A control group of this process, or one above it, that `uid` owns (a delegated subtree, as
+/// systemd gives each user's own manager): its owner could freeze (`cgroup.freeze`,
+/// `freezer.state`) or throttle (`cpu.max`) everything in it.
+fn cgroup_owned_by(uid: u32) -> Option<PathBuf> {
+    let memberships = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in memberships.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        for mount in cgroup_mounts(&mounts, id == "0" && controllers.is_empty(), controllers) {
+            let Ok(relative) = Path::new(path).strip_prefix(&mount.root) else {
+                continue;
+            };
+            let mut dir = mount.point.join(relative);
+            loop {
+                if std::fs::metadata(&dir).is_ok_and(|m| m.uid() == uid) {
+                    return Some(dir);
+                }
+                if dir == mount.point || !dir.pop() {
+                    break;
+                }
+            }
+        }
+    }
+    None
+}
+
+struct CgroupMount {
+    /// Where in the hierarchy the mount starts.
+    root: PathBuf,
+    point: PathBuf,
+}
+
+/// Mounts of the v2 hierarchy (`unified`), or of the v1 hierarchy with these controllers.
+fn cgroup_mounts(mountinfo: &str, unified: bool, controllers: &str) -> Vec<CgroupMount> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fields: Vec<&str> = before.split(' ').collect();
+            let after: Vec<&str> = after.split(' ').collect();
+            let (fstype, options) = (*after.first()?, *after.get(2).unwrap_or(&""));
+            let matches = if unified {
+                fstype == "cgroup2"
+            } else {
+                fstype == "cgroup"
+                    && controllers
+                        .split(',')
+                        .all(|c| options.split(',').any(|o| o == c))
+            };
+            matches.then(|| CgroupMount {
+                root: PathBuf::from(fields.get(3).copied().unwrap_or("/")),
+                point: PathBuf::from(fields.get(4).copied().unwrap_or("/nonexistent")),
+            })
+        })
+        .collect()
+}
+
+/// Runs `read` in a child process that becomes the store account, and returns the text it
+/// produced. For a caller who must still re-authenticate after learning something from the store
+/// (`edit` asks for the password only when it widens a code): this process stays the caller,
+/// for PAM, while the one that opens the store is out of the caller's reach.
+pub fn read_as_store_account(
+    read: impl FnOnce() -> Result<String, CtlError>,
+) -> Result<String, CtlError> {
+    use std::io::{Read, Write};
+
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::ForkResult;
+
+    let failed =
+        |e: nix::Error| CtlError::Hindered(format!("could not start a helper process: {e}"));
+    let (reader, writer) = nix::unistd::pipe().map_err(failed)?;
+    // SAFETY: apppw-ctl never starts a thread, so the child may run any code after fork.
+    match unsafe { nix::unistd::fork() }.map_err(failed)? {
+        ForkResult::Child => {
+            drop(reader);
+            let (status, text) = match read() {
+                Ok(text) => (0, text),
+                Err(e) => (1, e.to_string()),
+            };
+            let _ = std::fs::File::from(writer).write_all(text.as_bytes());
+            // No exit handlers and no flushing of buffers that are the parent's to write.
+            // SAFETY: _exit ends the process at once; nothing runs after it.
+            unsafe { libc::_exit(status) }
+        }
+        ForkResult::Parent { child } => {
+            drop(writer);
+            let mut text = String::new();
+            let _ = std::fs::File::from(reader).read_to_string(&mut text);
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(text),
+                Ok(WaitStatus::Exited(_, _)) => Err(CtlError::Helper(text)),
+                other => Err(CtlError::Hindered(format!(
+                    "the helper process that reads the store ended abnormally ({other:?})"
+                ))),
+            }
+        }
+    }
+}
