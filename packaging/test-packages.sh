@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Package tests (root, Debian; resets this host's apppw state): lintian on the .deb; install it;
-# check paths, modes, man pages and --help; a new user mints a code with the installed setgid
+# check paths, modes, man pages and --help; a new user mints a code with the installed setuid
 # apppw-ctl; pamtester authenticates with it through the installed module and an example service;
 # the user revokes it and pamtester is refused; remove keeps the store; purge leaves nothing.
 # Then the .rpm's file list, modes, owners and scripts. Run by `make package-test`.
@@ -34,7 +34,8 @@ passed=$((passed + 1))
 echo "== dpkg -i"
 dpkg -i "$deb"
 module=/usr/lib/x86_64-linux-gnu/security/pam_apppw.so
-check "apppw-ctl is root:apppw 2755" test "$(stat -c '%a %U %G' /usr/bin/apppw-ctl)" = "2755 root apppw"
+check "apppw-ctl is root:root 4755" test "$(stat -c '%a %U %G' /usr/bin/apppw-ctl)" = "4755 root root"
+check "the apppw account exists, with no login" test "$(getent passwd apppw | cut -d: -f7)" = /usr/sbin/nologin
 check "the store directory is root:apppw 2770" test "$(stat -c '%a %U %G' /var/lib/apppw)" = "2770 root apppw"
 check "the store is root:apppw 660" test "$(stat -c '%a %U %G' /var/lib/apppw/apppw.db)" = "660 root apppw"
 check "the module is installed" test -f "$module"
@@ -72,19 +73,20 @@ dpkg -P apppw
 check "purge removes the store" test ! -e /var/lib/apppw
 check "purge removes /etc/apppw" test ! -e /etc/apppw
 check "purge removes /etc/pam.d/apppw-ctl" test ! -e /etc/pam.d/apppw-ctl
-check "purge removes the group" sh -c '! getent group apppw'
+check "purge removes the account and the group" sh -c '! getent passwd apppw && ! getent group apppw'
 check "purge removes the statoverride" sh -c '! dpkg-statoverride --list /usr/bin/apppw-ctl'
 userdel "$user"
 
 echo "== rpm $rpmfile"
 listing=$(rpm -qlpv "$rpmfile")
 echo "$listing"
-check "rpm: apppw-ctl is -rwxr-sr-x root apppw" grep -qE '^-rwxr-sr-x +1 root +apppw .* /usr/bin/apppw-ctl$' <<<"$listing"
+check "rpm: apppw-ctl is -rwsr-xr-x root root" grep -qE '^-rwsr-xr-x +1 root +root .* /usr/bin/apppw-ctl$' <<<"$listing"
 check "rpm: the module is in /usr/lib64/security" grep -qE ' /usr/lib64/security/pam_apppw.so$' <<<"$listing"
 check "rpm: config files" sh -c "rpm -qcp '$rpmfile' | grep -qx /etc/apppw/apppw.conf && rpm -qcp '$rpmfile' | grep -qx /etc/pam.d/apppw-ctl"
 scripts=$(rpm -qp --scripts "$rpmfile")
 echo "$scripts"
 check "rpm: %pre creates the group" grep -q 'groupadd --system apppw' <<<"$scripts"
+check "rpm: %pre creates the account" grep -q 'useradd --system --gid apppw' <<<"$scripts"
 check "rpm: %post sets up the store" grep -q '/usr/bin/apppw-ctl init' <<<"$scripts"
 
 echo "packages: $passed passed, 0 failed"

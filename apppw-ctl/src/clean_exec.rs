@@ -15,13 +15,23 @@ const LAST_SIGNAL: libc::c_int = 64;
 pub fn clean(command: &mut Command) -> &mut Command {
     command.env_clear().current_dir("/");
     // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed; sigaction (through signal), sigprocmask and close_range are, and it
-    // allocates nothing.
+    // calls are allowed; rt_sigaction, sigprocmask and close_range are system calls, and it
+    // allocates nothing. The action passed is a live local.
     unsafe {
         command.pre_exec(|| {
+            // The raw system call, not glibc's signal(): glibc refuses 32 and 33, which it keeps
+            // for itself, yet a caller can hand them down ignored. All zero is SIG_DFL with no
+            // flags and an empty mask, whatever the architecture's layout of the structure.
+            let default_action = [0usize; 4];
             for signal in 1..=LAST_SIGNAL {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                    libc::signal(signal, libc::SIG_DFL);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signal,
+                        default_action.as_ptr(),
+                        std::ptr::null_mut::<usize>(),
+                        8usize,
+                    );
                 }
             }
             let mut none: libc::sigset_t = std::mem::zeroed();

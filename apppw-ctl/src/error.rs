@@ -56,7 +56,7 @@ pub enum CtlError {
     Hindered(String),
 
     #[error(
-        "standard output is closed, so a new app password would be shown to nobody; nothing was created. Run `apppw-ctl new` where its output can be seen"
+        "standard output is closed or /dev/null, so a new app password would be shown to nobody; nothing was created. Run `apppw-ctl new` where its output can be seen"
     )]
     StdoutClosed,
 

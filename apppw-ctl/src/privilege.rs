@@ -148,31 +148,32 @@ fn check_unhindered(caller_uid: u32) -> Result<(), CtlError> {
     Ok(())
 }
 
-/// The resources apppw-ctl resets: every one Linux has but RLIMIT_CORE (kept at 0: a core dump
-/// could hold a fresh code).
-const RESOURCES: [libc::__rlimit_resource_t; 15] = [
-    libc::RLIMIT_CPU,
-    libc::RLIMIT_FSIZE,
-    libc::RLIMIT_DATA,
-    libc::RLIMIT_STACK,
-    libc::RLIMIT_RSS,
-    libc::RLIMIT_NPROC,
-    libc::RLIMIT_NOFILE,
-    libc::RLIMIT_MEMLOCK,
-    libc::RLIMIT_AS,
-    libc::RLIMIT_LOCKS,
-    libc::RLIMIT_SIGPENDING,
-    libc::RLIMIT_MSGQUEUE,
-    libc::RLIMIT_NICE,
-    libc::RLIMIT_RTPRIO,
-    libc::RLIMIT_RTTIME,
+/// The resources apppw-ctl resets, with their names in /proc/PID/limits: every one Linux has
+/// but RLIMIT_CORE (kept at 0: a core dump could hold a fresh code).
+const RESOURCES: [(libc::__rlimit_resource_t, &str); 15] = [
+    (libc::RLIMIT_CPU, "Max cpu time"),
+    (libc::RLIMIT_FSIZE, "Max file size"),
+    (libc::RLIMIT_DATA, "Max data size"),
+    (libc::RLIMIT_STACK, "Max stack size"),
+    (libc::RLIMIT_RSS, "Max resident set"),
+    (libc::RLIMIT_NPROC, "Max processes"),
+    (libc::RLIMIT_NOFILE, "Max open files"),
+    (libc::RLIMIT_MEMLOCK, "Max locked memory"),
+    (libc::RLIMIT_AS, "Max address space"),
+    (libc::RLIMIT_LOCKS, "Max file locks"),
+    (libc::RLIMIT_SIGPENDING, "Max pending signals"),
+    (libc::RLIMIT_MSGQUEUE, "Max msgqueue size"),
+    (libc::RLIMIT_NICE, "Max nice priority"),
+    (libc::RLIMIT_RTPRIO, "Max realtime priority"),
+    (libc::RLIMIT_RTTIME, "Max realtime timeout"),
 ];
 
 /// As root: nice 0, the normal scheduler, best-effort I/O, and PID 1's resource limits (the
-/// system's defaults), whatever the caller set before exec.
+/// system's defaults), whatever the caller set before exec. Raising a hard limit needs
+/// CAP_SYS_RESOURCE, which a container may withhold even from root: there the soft limits are
+/// raised to the caller's hard ones, and `check_unhindered` refuses what is still too low.
 fn reset_priority_and_limits() {
-    // SAFETY: each call changes only this process's own scheduling state or limits, and reads
-    // PID 1's limits into a local; all pointers are to live locals.
+    // SAFETY: each call changes only this process's own scheduling state.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 0);
         let param = libc::sched_param { sched_priority: 0 };
@@ -183,22 +184,36 @@ fn reset_priority_and_limits() {
             0,
             IOPRIO_BE_NORMAL,
         );
-        for resource in RESOURCES {
-            let mut system = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::prlimit(1, resource, std::ptr::null(), &mut system) == 0 {
-                libc::setrlimit(resource, &system);
-            }
+    }
+    let system = std::fs::read_to_string("/proc/1/limits").unwrap_or_default();
+    for (resource, name) in RESOURCES {
+        let Some(limit) = system_limit(&system, name) else {
+            continue;
+        };
+        // SAFETY: sets this process's own limit from a live local.
+        unsafe {
+            libc::setrlimit(resource, &limit);
         }
     }
     raise_soft_limits();
 }
 
+/// One limit from a /proc/PID/limits text: `Max open files  1024  524288  files`.
+fn system_limit(text: &str, name: &str) -> Option<libc::rlimit> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let mut values = line[name.len()..].split_whitespace().map(|v| match v {
+        "unlimited" => Some(libc::RLIM_INFINITY),
+        number => number.parse().ok(),
+    });
+    Some(libc::rlimit {
+        rlim_cur: values.next()??,
+        rlim_max: values.next()??,
+    })
+}
+
 /// Soft limits up to the hard ones: as much as an unprivileged process may undo.
 fn raise_soft_limits() {
-    for resource in RESOURCES {
+    for (resource, _) in RESOURCES {
         let mut limit = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,

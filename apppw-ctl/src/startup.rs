@@ -9,12 +9,17 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, umask};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether stdout was closed when apppw-ctl started (it now points at /dev/null): `new` then
-/// refuses, since the code would be shown to nobody.
+/// Whether stdout was closed when apppw-ctl started: glibc (for a set-id program) or
+/// `ensure_standard_fds` reopened it on /dev/null, so it shows nothing.
 static STDOUT_WAS_CLOSED: AtomicBool = AtomicBool::new(false);
 
-pub fn stdout_was_closed() -> bool {
+/// Whether stdout leads nowhere: closed at start, or /dev/null. `new` then refuses, since the
+/// code would be shown to nobody.
+pub fn stdout_goes_nowhere() -> bool {
+    const DEV_NULL: u64 = 0x103; // character device 1:3
     STDOUT_WAS_CLOSED.load(Ordering::Relaxed)
+        || nix::sys::stat::fstat(1)
+            .is_ok_and(|s| (s.st_mode & libc::S_IFMT) == libc::S_IFCHR && s.st_rdev == DEV_NULL)
 }
 
 /// Call first thing in `main`, while the process is still single-threaded.

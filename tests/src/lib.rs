@@ -388,3 +388,60 @@ pub fn stderr(out: &Output) -> String {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The `key=value` fields of a log line, strictly: a value is either a double-quoted string (in
+/// which `\"` and `\\` are escapes) or a run of non-space characters; words without `=` are
+/// free text. Panics on an unterminated quote, so a test fails on a line that does not parse.
+pub fn log_fields(line: &str) -> Vec<(String, String)> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == ' ' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+            i += 1;
+        }
+        if i > start && i < chars.len() && chars[i] == '=' {
+            let key: String = chars[start..i].iter().collect();
+            i += 1;
+            let mut value = String::new();
+            if i < chars.len() && chars[i] == '"' {
+                i += 1;
+                loop {
+                    assert!(i < chars.len(), "unterminated quote in {line:?}");
+                    match chars[i] {
+                        '\\' if i + 1 < chars.len() && matches!(chars[i + 1], '"' | '\\') => {
+                            value.push(chars[i + 1]);
+                            i += 2;
+                        }
+                        '"' => {
+                            i += 1;
+                            break;
+                        }
+                        c => {
+                            value.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+            } else {
+                while i < chars.len() && chars[i] != ' ' {
+                    value.push(chars[i]);
+                    i += 1;
+                }
+            }
+            fields.push((key, value));
+        } else {
+            // Free text: skip the word (a stray quote here would be a parse error).
+            while i < chars.len() && chars[i] != ' ' {
+                assert!(chars[i] != '"', "a quote outside a value in {line:?}");
+                i += 1;
+            }
+        }
+    }
+    fields
+}

@@ -1,5 +1,5 @@
 //! The installed layout, for tests that need real privilege bits: apppw-ctl copied to a system
-//! directory as root:apppw mode 2755, `apppw-ctl init` run for the default store and config, and
+//! directory as root:root mode 4755 (it becomes the apppw account before touching the store), `apppw-ctl init` run for the default store and config, and
 //! the shipped /etc/pam.d/apppw-ctl. These tests change the host (/var/lib/apppw, /etc/apppw,
 //! /etc/pam.d/apppw-ctl, users), so they run in CI or when APPPW_SYSTEM_TESTS=1, as root.
 #![forbid(unsafe_code)]
@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::{assert_success, ctl_binary, in_ci, is_root, require, run_with_stdin};
 
-/// Where the tests install the setgid apppw-ctl.
+/// Where the tests install the setuid apppw-ctl.
 pub const INSTALLED_CTL: &str = "/usr/local/libexec/apppw-test/apppw-ctl";
 pub const SYSTEM_STORE: &str = "/var/lib/apppw/apppw.db";
 pub const SYSTEM_CONFIG: &str = "/etc/apppw/apppw.conf";
@@ -29,7 +29,7 @@ pub fn system() -> Option<System> {
         "system tests change /var/lib/apppw and /etc; set APPPW_SYSTEM_TESTS=1 to run them",
     ) || !require(
         is_root(),
-        "system tests install a setgid program; run as root",
+        "system tests install a setuid program; run as root",
     ) || !require(
         Path::new("/usr/bin/python3").exists(),
         "python3 (for a pseudo-terminal)",
@@ -51,8 +51,8 @@ fn install() {
     std::fs::copy(ctl_binary(), target).unwrap();
     let init = root_ctl_at(target, &["init"]);
     assert_success(&init);
-    run(&["chgrp", "apppw", INSTALLED_CTL]);
-    run(&["chmod", "2755", INSTALLED_CTL]);
+    run(&["chown", "root:root", INSTALLED_CTL]);
+    run(&["chmod", "4755", INSTALLED_CTL]);
     let pam = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/pam.d/apppw-ctl");
     std::fs::copy(pam, "/etc/pam.d/apppw-ctl").unwrap();
 }

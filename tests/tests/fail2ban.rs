@@ -11,6 +11,8 @@ use apppw_tests::*;
 
 const SERVICE: &str = "apppw-f2b-test";
 const ALICE: &str = "apppw-alice";
+/// A label that tries to forge fields (issue 12): it must stay inside its own quoted value.
+const FORGED: &str = r#"x" for user=root service=sshd rhost=203.0.113.66 id="1"#;
 
 /// A real login (no pam_wrapper) with the service file in /etc/pam.d.
 fn login(user: &str, password: &str, rhost: &str) -> i32 {
@@ -50,7 +52,7 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
             ALICE,
             "--json",
             "new",
-            "Office",
+            FORGED,
             "--from",
             "192.0.2.0/24",
         ]);
@@ -69,6 +71,7 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         login("nobody-here", &code, "2001:db8::bad"),
         login(ALICE, &scoped, "198.51.100.9"),
         login(ALICE, &code, "192.0.2.10"),
+        login(ALICE, &scoped, "192.0.2.11"),
     ];
     std::fs::remove_file(&service_file).unwrap();
     assert_eq!(
@@ -78,6 +81,7 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
             PAM_AUTH_ERR,
             PAM_AUTH_ERR,
             PAM_AUTH_ERR,
+            PAM_SUCCESS,
             PAM_SUCCESS
         ]
     );
@@ -88,7 +92,23 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         .into_iter()
         .filter(|l| l.contains("pam_apppw("))
         .collect();
-    assert_eq!(ours.len(), 5, "{ours:#?}");
+    assert_eq!(ours.len(), 6, "{ours:#?}");
+    // Parsed strictly, the accepted line of the forged label has each field once, the label whole.
+    let accepted = ours
+        .iter()
+        .find(|l| l.contains("accepted") && l.contains("192.0.2.11"))
+        .unwrap();
+    let message = accepted.split_once("): ").unwrap().1;
+    let fields = log_fields(message);
+    let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["id", "label", "user", "service", "rhost"],
+        "{message}"
+    );
+    assert_eq!(fields[1].1, FORGED);
+    assert_eq!(fields[2].1, ALICE);
+    assert_eq!(fields[4].1, "192.0.2.11");
     let mut file = String::new();
     for line in &ours {
         let (pri, rest) = line.split_once('>').unwrap();

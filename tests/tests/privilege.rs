@@ -1,4 +1,4 @@
-//! The installed, setgid apppw-ctl driven by real unprivileged users: each manages only their own
+//! The installed, setuid apppw-ctl driven by real unprivileged users: each manages only their own
 //! codes, proves who they are before minting, cannot redirect the program anywhere, and cannot
 //! break it by how they start it. Root audits and manages everyone's.
 
@@ -281,7 +281,8 @@ fn store_files_are_closed_to_everyone_but_root_and_the_group() {
         assert_eq!(meta.gid(), apppw_gid);
     }
     let ctl = std::fs::metadata(INSTALLED_CTL).unwrap();
-    assert_eq!(ctl.mode() & 0o7777, 0o2755);
+    assert_eq!(ctl.mode() & 0o7777, 0o4755);
+    assert_eq!((ctl.uid(), ctl.gid()), (0, 0));
     // Carol herself cannot read the store directly.
     let mut cat = as_user(Some(CAROL), std::path::Path::new("/bin/cat"));
     cat.arg("/var/lib/apppw/apppw.db");
@@ -464,11 +465,15 @@ fn every_change_is_logged_with_who_made_it_and_never_the_code() {
     let lines = log.lines();
     let carol_uid = uid_of(CAROL);
     for expected in [
-        format!("uid=0(root) created app password id={id} label=\"Logged phone\" of user={CAROL}"),
         format!(
-            "uid={carol_uid}({CAROL}) renamed app password id={id} label=\"Renamed phone\" of user={CAROL}"
+            "uid=0 name=\"root\" origin=\"no terminal\" created app password id={id} label=\"Logged phone\" of user=\"{CAROL}\""
         ),
-        format!("uid=0(root) revoked app password id={id} label=\"Renamed phone\" of user={CAROL}"),
+        format!(
+            "uid={carol_uid} name=\"{CAROL}\" origin=\"no terminal\" renamed app password id={id} label=\"Renamed phone\" of user=\"{CAROL}\""
+        ),
+        format!(
+            "uid=0 name=\"root\" origin=\"no terminal\" revoked app password id={id} label=\"Renamed phone\" of user=\"{CAROL}\""
+        ),
     ] {
         let line = lines
             .iter()

@@ -51,7 +51,7 @@ fn a_code_scoped_to_services_works_only_there() {
     let refused = w.login("pop3", ALICE, code.as_bytes(), Some("192.0.2.1"));
     assert_eq!(refused.auth, PAM_AUTH_ERR);
     assert!(
-        refused.log.contains("rhost=192.0.2.1  user=apppw-alice (app password id=1 label=\"Mail only\" not valid for this service)"),
+        refused.log.contains("rhost=192.0.2.1  user=\"apppw-alice\" (app password id=1 label=\"Mail only\" not valid for this service)"),
         "{}",
         refused.log
     );
@@ -282,7 +282,7 @@ fn log_lines_name_the_code_never_contain_it_and_stay_on_one_line() {
     let compact: String = code.split_whitespace().collect();
     w.apppw_service("imap", "debug");
     let ok = w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.5"));
-    assert!(ok.log.contains("accepted app password id=1 label=\"Phone\" for user=apppw-alice service=imap rhost=192.0.2.5"), "{}", ok.log);
+    assert!(ok.log.contains("accepted app password id=1 label=\"Phone\" for user=\"apppw-alice\" service=\"imap\" rhost=\"192.0.2.5\""), "{}", ok.log);
     let hostile_rhost = "192.0.2.5\nFAKE LINE rhost=203.0.113.9";
     let wrong = w.login(
         "imap",
@@ -297,8 +297,9 @@ fn log_lines_name_the_code_never_contain_it_and_stay_on_one_line() {
         .find(|l| l.contains("authentication failure;"))
         .unwrap();
     assert!(
-        failure
-            .contains("rhost=192.0.2.5\\u{a}FAKE_LINE_rhost=203.0.113.9  user=alice\\u{a}forged"),
+        failure.contains(
+            "rhost=192.0.2.5\\u{a}FAKE_LINE_rhost_203.0.113.9  user=\"alice\\u{a}forged\""
+        ),
         "{failure}"
     );
     assert_eq!(

@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     let label = Label::new(&args.label)?;
     let scope = settle(ctx, args.limits.apply(Scope::default(), ctx.now)?, ctx.now)?;
     ctx.check_may_create()?;
-    if crate::startup::stdout_was_closed() {
+    if crate::startup::stdout_goes_nowhere() {
         return Err(CtlError::StdoutClosed);
     }
     crate::reauth::confirm_identity(ctx)?;
