@@ -25,6 +25,7 @@ check() { # check DESCRIPTION COMMAND...: runs COMMAND; a failure ends the test
 # A clean slate: earlier tests set up apppw by hand (init, /etc/pam.d/apppw-ctl).
 dpkg -P apppw >/dev/null 2>&1 || true
 rm -rf /var/lib/apppw /etc/apppw /etc/pam.d/apppw-ctl /etc/pam.d/apppw-pkgtest /usr/local/libexec/apppw-test
+getent passwd apppw >/dev/null && userdel apppw
 getent group apppw >/dev/null && groupdel apppw
 
 echo "== lintian $deb"

@@ -8,6 +8,9 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+/// close_range's flag: mark close-on-exec instead of closing now.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
 /// Highest signal number Linux has (SIGRTMAX).
 const LAST_SIGNAL: libc::c_int = 64;
 
@@ -22,25 +25,32 @@ pub fn clean(command: &mut Command) -> &mut Command {
             // The raw system call, not glibc's signal(): glibc refuses 32 and 33, which it keeps
             // for itself, yet a caller can hand them down ignored. All zero is SIG_DFL with no
             // flags and an empty mask, whatever the architecture's layout of the structure.
-            let default_action = [0usize; 4];
+            // 64 zero bytes: more than any architecture's struct sigaction the kernel reads.
+            let default_action = [0u64; 8];
             for signal in 1..=LAST_SIGNAL {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                     libc::syscall(
                         libc::SYS_rt_sigaction,
                         signal,
                         default_action.as_ptr(),
-                        std::ptr::null_mut::<usize>(),
-                        8usize,
+                        std::ptr::null_mut::<u64>(),
+                        std::mem::size_of::<u64>(),
                     );
                 }
             }
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            // Descriptors above 2: close_range (Linux 5.9); older kernels fall back to the
-            // close-on-exec flag every descriptor apppw-ctl opens carries, and startup closed
-            // whatever the caller passed in.
-            libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0);
+            // Descriptors above 2 get close-on-exec (close_range, Linux 5.11): closed at exec, while
+            // the pipe through which Rust reports a failed exec keeps working until then. Older
+            // kernels rely on the flag every descriptor apppw-ctl opens carries, and on startup
+            // having closed whatever the caller passed in.
+            libc::syscall(
+                libc::SYS_close_range,
+                3,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            );
             Ok(())
         });
     }

@@ -81,10 +81,7 @@ impl Context {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH)),
             config_path,
             policy,
-            now: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
+            now: unix_now(),
             origin: crate::origin::describe(),
             out: Output::new(global.json),
             revoked_owners: RefCell::new(Vec::new()),
@@ -98,7 +95,8 @@ impl Context {
             uid: self.caller.uid,
             name: &self.caller.name,
             origin: &self.origin,
-            now: self.now,
+            // The clock now, not at start: a change is recorded when it is made.
+            now: unix_now(),
             daily_cap: (!self.caller.is_root()).then_some(self.policy.max_changes_per_day),
         }
     }
@@ -142,6 +140,13 @@ impl Context {
             })
         }
     }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn current_caller() -> Result<Caller, CtlError> {

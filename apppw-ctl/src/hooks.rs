@@ -5,7 +5,6 @@
 //! revoked code. A failing hook does not undo the revocation; it is reported.
 #![forbid(unsafe_code)]
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use apppw_core::escape_text;
@@ -44,5 +43,6 @@ pub fn after_revoke(ctx: &Context, user: &str) -> Option<String> {
 
 /// Prints a hook warning on stderr (a closed stderr is not an error).
 pub fn warn(warning: &str) {
-    let _ = writeln!(std::io::stderr(), "apppw-ctl: warning: {warning}");
+    let message = format!("apppw-ctl: warning: {warning}\n");
+    let _ = crate::output::write_within(&std::io::stderr(), message.as_bytes());
 }

@@ -17,7 +17,6 @@ mod privilege;
 mod reauth;
 mod startup;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -41,7 +40,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed stderr must not turn into a panic; the exit status still tells.
-            let _ = writeln!(std::io::stderr(), "apppw-ctl: {e}");
+            let message = format!("apppw-ctl: {e}\n");
+            let _ = output::write_within(&std::io::stderr(), message.as_bytes());
             ExitCode::from(1)
         }
     }

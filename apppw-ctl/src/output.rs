@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use apppw_core::{CodeInfo, Event, escape_text, timefmt};
 use serde::Serialize;
@@ -92,8 +94,7 @@ impl Output {
     /// Writes the buffer to stdout. `Err` carries the id of a new code that was not shown, if any.
     pub fn flush(&self) -> Result<(), (CtlError, Option<i64>)> {
         let bytes = std::mem::take(&mut *self.buffer.borrow_mut());
-        let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+        match write_within(&std::io::stdout(), &bytes) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::BrokenPipe && self.unseen_code.get().is_none() => {
                 Ok(())
@@ -240,4 +241,40 @@ pub fn show_events(out: &Output, events: &[Event], with_user: bool) -> Result<()
     }
     headers.extend(["ACTION", "ID", "LABEL", "BY", "FROM", "DETAIL"]);
     out.text(&table(&headers, &rows, &[]))
+}
+
+/// How long apppw-ctl waits for a caller's terminal or pipe to take its output. By then it runs
+/// as the apppw account, which the caller cannot kill: a pipe nobody reads or a terminal held
+/// with Ctrl-S must not keep it alive for ever.
+const OUTPUT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Writes `bytes` to `fd` in pieces that fit once `poll` says there is room (a pipe then takes at
+/// least PIPE_BUF bytes without blocking), giving up after [`OUTPUT_DEADLINE`].
+pub fn write_within(fd: &impl AsFd, bytes: &[u8]) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    const PIECE: usize = 512;
+    let deadline = Instant::now() + OUTPUT_DEADLINE;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(0) if left.is_zero() => {
+                return Err(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    "nothing took the output for 60 seconds",
+                ));
+            }
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match nix::unistd::write(fd, &rest[..rest.len().min(PIECE)]) {
+            Ok(written) => rest = &rest[written..],
+            Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

@@ -45,10 +45,17 @@ enum Mode {
 
 static MODE: OnceLock<Mode> = OnceLock::new();
 
+/// When `at_start` ran. The caller may stop the process for as long as they like before it
+/// reaches the store; what it decided then (the policy read, the password confirmed) must not be
+/// acted on days later, so the store phase refuses to begin after this long.
+const MAX_WAIT_BEFORE_STORE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+
 /// Resets priorities and limits while root, then drops to the caller, keeping the store account
 /// as saved ids. Call first in `main`, single-threaded. Aborts if a drop fails: running on with
 /// root privilege by mistake is never acceptable.
 pub fn at_start() {
+    let _ = STARTED.set(std::time::Instant::now());
     let mode = if nix::unistd::geteuid().is_root() {
         reset_priority_and_limits();
         if getuid().is_root() {
@@ -93,6 +100,14 @@ fn drop_to_caller() -> Mode {
 /// Becomes the store account for good, then refuses to go on if the caller could still hinder
 /// the process. Every path to the store goes through here (`commands::open_store`).
 pub fn become_store_account(caller_uid: u32) -> Result<(), CtlError> {
+    if STARTED
+        .get()
+        .is_some_and(|started| started.elapsed() > MAX_WAIT_BEFORE_STORE)
+    {
+        return Err(CtlError::Hindered(
+            "it was held up for more than 15 minutes before reaching the store, so what it checked at the start (policy, password) may be out of date; run it again".into(),
+        ));
+    }
     match MODE.get().copied().unwrap_or(Mode::Stay) {
         Mode::Stay => return Ok(()),
         Mode::NoAccount => return Err(CtlError::NoStoreAccount),
@@ -133,10 +148,11 @@ fn check_unhindered(caller_uid: u32) -> Result<(), CtlError> {
     if nice > 0
         || policy == libc::SCHED_IDLE
         || policy == libc::SCHED_BATCH
-        || io_priority_is_idle()
+        || io_priority_is_lowered()
+        || cpus_are_restricted()
     {
         return Err(CtlError::Hindered(
-            "its priority was lowered (nice, chrt or ionice) while it started; a slowed apppw-ctl holding the store would slow every login".into(),
+            "its priority was lowered (nice, chrt, ionice or taskset) while it started; a slowed apppw-ctl holding the store would slow every login".into(),
         ));
     }
     if let Some(cgroup) = cgroup_owned_by(caller_uid) {
@@ -185,6 +201,9 @@ fn reset_priority_and_limits() {
             IOPRIO_BE_NORMAL,
         );
     }
+    if let Ok(cpus) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(1)) {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
+    }
     let system = std::fs::read_to_string("/proc/1/limits").unwrap_or_default();
     for (resource, name) in RESOURCES {
         let Some(limit) = system_limit(&system, name) else {
@@ -230,14 +249,34 @@ fn raise_soft_limits() {
 
 const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
+const IOPRIO_CLASS_BE: libc::c_int = 2;
 const IOPRIO_CLASS_IDLE: libc::c_int = 3;
 /// Best effort (class 2), level 4: what a process gets by default.
 const IOPRIO_BE_NORMAL: libc::c_int = (2 << IOPRIO_CLASS_SHIFT) | 4;
 
-fn io_priority_is_idle() -> bool {
+/// The idle class, or best effort below the normal level (5 to 7).
+fn io_priority_is_lowered() -> bool {
     // SAFETY: ioprio_get only reads this process's I/O priority.
     let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) };
-    prio >= 0 && (prio as libc::c_int) >> IOPRIO_CLASS_SHIFT == IOPRIO_CLASS_IDLE
+    let prio = prio as libc::c_int;
+    prio >= 0
+        && (prio >> IOPRIO_CLASS_SHIFT == IOPRIO_CLASS_IDLE
+            || (prio >> IOPRIO_CLASS_SHIFT == IOPRIO_CLASS_BE && prio & 7 > 4))
+}
+
+/// Whether this process may run on fewer CPUs than PID 1 (`taskset` to one loaded CPU starves
+/// it). At start, as root, the affinity was reset to PID 1's.
+fn cpus_are_restricted() -> bool {
+    use nix::sched::sched_getaffinity;
+    use nix::unistd::Pid;
+    match (
+        sched_getaffinity(Pid::from_raw(0)),
+        sched_getaffinity(Pid::from_raw(1)),
+    ) {
+        (Ok(ours), Ok(system)) => (0..nix::sched::CpuSet::count())
+            .any(|cpu| system.is_set(cpu).unwrap_or(false) && !ours.is_set(cpu).unwrap_or(false)),
+        _ => false,
+    }
 }
 
 /// A control group of this process, or one above it, that `uid` owns (a delegated subtree, as
@@ -320,9 +359,12 @@ pub fn read_as_store_account(
     match unsafe { nix::unistd::fork() }.map_err(failed)? {
         ForkResult::Child => {
             drop(reader);
-            let (status, text) = match read() {
-                Ok(text) => (0, text),
-                Err(e) => (1, e.to_string()),
+            // A panic must not unwind into the parent's code in this copy of the process.
+            let (status, text) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+            {
+                Ok(Ok(text)) => (0, text),
+                Ok(Err(e)) => (1, e.to_string()),
+                Err(_) => (2, "the helper process failed".to_string()),
             };
             let _ = std::fs::File::from(writer).write_all(text.as_bytes());
             // No exit handlers and no flushing of buffers that are the parent's to write.

@@ -164,7 +164,7 @@ fn errors_exit_1_say_what_to_do_and_change_nothing() {
             vec!["new", "Phone"],
             "already has an active app password labelled \"Phone\"",
         ),
-        (vec!["new", "bad\x1b[31mlabel"], "control characters"),
+        (vec!["new", "bad\x1b[31mlabel"], "invalid label: control"),
         (vec!["new", "  "], "at least one visible character"),
         (vec!["new", &long], "at most 64 characters"),
         (

@@ -175,8 +175,9 @@ fn kill_9_during_writes_loses_no_reported_write() {
             Some(l) => cmd.args(["revoke", l]),
             None => cmd.args(["new", &label]),
         };
+        // A pipe nobody reads, not /dev/null: `new` refuses to show a code to nobody.
         let mut child = cmd
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();

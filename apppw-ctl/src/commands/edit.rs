@@ -76,7 +76,10 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
         // Read the code's limits in a helper that becomes the store account, decide, ask for the
         // password here (as the caller) if the edit widens, then apply it only if nobody changed
         // the code meanwhile.
-        let (current, created) = peek_scope(ctx, &which)?;
+        let (id, current, created) = peek_scope(ctx, &which)?;
+        // From here on the code is the one read, by id: a label swapped meanwhile cannot make
+        // the edit land on another code.
+        let which = CodeRef::Id(id);
         let scope = args.new_scope(ctx, &current, created)?;
         if scope.widens(&current) {
             crate::reauth::confirm_identity(ctx)?;
@@ -111,12 +114,14 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
     }
 }
 
-/// The current limits and creation time of the caller's code `which`, read by a helper process.
-fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(Scope, i64), CtlError> {
+/// The id, current limits and creation time of the caller's code `which`, read by a helper
+/// process.
+fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(i64, Scope, i64), CtlError> {
     let text = crate::privilege::read_as_store_account(|| {
         let code = open_store(ctx, false)?.find(&ctx.user, which)?;
         Ok(format!(
-            "{}\n{}\n{}\n{}\n",
+            "{}\n{}\n{}\n{}\n{}\n",
+            code.id,
             code.created,
             code.scope.services_column().unwrap_or_default(),
             code.scope.networks_column().unwrap_or_default(),
@@ -128,7 +133,7 @@ fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(Scope, i64), CtlError> 
     })?;
     let damaged = || CtlError::Helper("the helper process sent a damaged answer".into());
     let lines: Vec<&str> = text.split('\n').collect();
-    let [created, services, networks, expires, ..] = lines[..] else {
+    let [id, created, services, networks, expires, ..] = lines[..] else {
         return Err(damaged());
     };
     fn optional(s: &str) -> Option<&str> {
@@ -140,5 +145,9 @@ fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(Scope, i64), CtlError> 
         .map_err(|_| damaged())?;
     let scope = Scope::from_columns(optional(services), optional(networks), expires)
         .map_err(|_| damaged())?;
-    Ok((scope, created.parse().map_err(|_| damaged())?))
+    Ok((
+        id.parse().map_err(|_| damaged())?,
+        scope,
+        created.parse().map_err(|_| damaged())?,
+    ))
 }

@@ -8,6 +8,9 @@ use clap::Args;
 use crate::context::Context;
 use crate::error::CtlError;
 
+/// Most `--service` or `--from` values one code takes.
+const MAX_LISTED: usize = 32;
+
 #[derive(Args, Default)]
 pub struct LimitArgs {
     /// Only for this PAM service (repeat for several), e.g. --service imap --service smtp
@@ -24,6 +27,12 @@ pub struct LimitArgs {
 impl LimitArgs {
     /// Applies these flags on top of `base`: given lists replace the old ones.
     pub fn apply(&self, mut base: Scope, now: i64) -> Result<Scope, CtlError> {
+        // Bounded like every row a user can write (see max_changes_per_day).
+        if self.services.len() > MAX_LISTED || self.networks.len() > MAX_LISTED {
+            return Err(CtlError::Invalid(format!(
+                "a code takes at most {MAX_LISTED} services and {MAX_LISTED} networks"
+            )));
+        }
         if !self.services.is_empty() {
             base.services = self.services.clone();
         }
