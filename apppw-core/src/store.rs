@@ -469,13 +469,7 @@ impl Store {
             &tx,
             &path,
             by,
-            EventRecord {
-                user: Some(code.user),
-                action: "created",
-                code_id: Some(id),
-                label: Some(code.label.as_str()),
-                detail: None,
-            },
+            EventRecord::about_code(code.user, "created", id, code.label.as_str()),
         )?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(Some(id))
@@ -645,13 +639,7 @@ impl Store {
             &tx,
             &path,
             by,
-            EventRecord {
-                user: Some(user),
-                action,
-                code_id: Some(current.id),
-                label: Some(&current.label),
-                detail: None,
-            },
+            EventRecord::about_code(user, action, current.id, &current.label),
         )?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(CodeInfo {
@@ -688,13 +676,7 @@ impl Store {
                 &tx,
                 &path,
                 by,
-                EventRecord {
-                    user: Some(&code.user),
-                    action: "revoked",
-                    code_id: Some(code.id),
-                    label: Some(&code.label),
-                    detail: None,
-                },
+                EventRecord::about_code(&code.user, "revoked", code.id, &code.label),
             )?;
         }
         tx.commit().map_err(|e| classify(&path, e))?;
@@ -825,6 +807,19 @@ struct EventRecord<'a> {
     code_id: Option<i64>,
     label: Option<&'a str>,
     detail: Option<&'a str>,
+}
+
+impl<'a> EventRecord<'a> {
+    /// `action` on code `code_id` (labelled `label`) of `user`, with nothing more to say.
+    fn about_code(user: &'a str, action: &'a str, code_id: i64, label: &'a str) -> Self {
+        EventRecord {
+            user: Some(user),
+            action,
+            code_id: Some(code_id),
+            label: Some(label),
+            detail: None,
+        }
+    }
 }
 
 fn record_event(

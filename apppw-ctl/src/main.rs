@@ -61,8 +61,8 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
     }
     match ctx.out.flush() {
         Ok(()) => Ok(()),
-        Err((CtlError::Output(e), Some(unseen))) => commands::new::withdraw(&ctx, unseen, e),
-        Err((e, _)) => Err(e),
+        Err((e, Some(unseen))) => commands::new::withdraw(&ctx, unseen, e),
+        Err((e, None)) => Err(CtlError::Output(e)),
     }
 }
 

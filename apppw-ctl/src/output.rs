@@ -92,14 +92,14 @@ impl Output {
     }
 
     /// Writes the buffer to stdout. `Err` carries the id of a new code that was not shown, if any.
-    pub fn flush(&self) -> Result<(), (CtlError, Option<i64>)> {
+    pub fn flush(&self) -> Result<(), (std::io::Error, Option<i64>)> {
         let bytes = std::mem::take(&mut *self.buffer.borrow_mut());
         match write_within(&std::io::stdout(), &bytes) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::BrokenPipe && self.unseen_code.get().is_none() => {
                 Ok(())
             }
-            Err(e) => Err((CtlError::Output(e), self.unseen_code.get())),
+            Err(e) => Err((e, self.unseen_code.get())),
         }
     }
 

@@ -7,19 +7,14 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::{Mode, umask};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether stdout was closed when apppw-ctl started: glibc (for a set-id program) or
-/// `ensure_standard_fds` reopened it on /dev/null, so it shows nothing.
-static STDOUT_WAS_CLOSED: AtomicBool = AtomicBool::new(false);
-
-/// Whether stdout leads nowhere: closed at start, or /dev/null. `new` then refuses, since the
-/// code would be shown to nobody.
+/// Whether stdout leads nowhere: /dev/null, which is also what a stdout closed at start has
+/// become (glibc reopens it so for a set-id program, `ensure_standard_fds` for any other).
+/// `new` then refuses, since the code would be shown to nobody.
 pub fn stdout_goes_nowhere() -> bool {
     const DEV_NULL: u64 = 0x103; // character device 1:3
-    STDOUT_WAS_CLOSED.load(Ordering::Relaxed)
-        || nix::sys::stat::fstat(1)
-            .is_ok_and(|s| (s.st_mode & libc::S_IFMT) == libc::S_IFCHR && s.st_rdev == DEV_NULL)
+    nix::sys::stat::fstat(1)
+        .is_ok_and(|s| (s.st_mode & libc::S_IFMT) == libc::S_IFCHR && s.st_rdev == DEV_NULL)
 }
 
 /// Call first thing in `main`, while the process is still single-threaded.
@@ -81,9 +76,6 @@ fn ensure_standard_fds() {
             // cannot be opened, stop: running with a hole at 0-2 is not safe.
             if open("/dev/null", OFlag::O_RDWR, Mode::empty()) != Ok(fd) {
                 std::process::abort();
-            }
-            if fd == 1 {
-                STDOUT_WAS_CLOSED.store(true, Ordering::Relaxed);
             }
         }
     }

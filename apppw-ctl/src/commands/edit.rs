@@ -72,16 +72,21 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
             ..Edit::default()
         };
         open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
-    } else if asks_password {
-        // Read the code's limits in a helper that becomes the store account, decide, ask for the
-        // password here (as the caller) if the edit widens, then apply it only if nobody changed
-        // the code meanwhile.
-        let (id, current, created) = peek_scope(ctx, &which)?;
+    } else {
+        // Read the code, decide, ask for the password (as the caller) if the edit widens, then
+        // apply it only if nobody changed the code meanwhile. Whoever may be asked reads through
+        // a helper that becomes the store account, so this process stays the caller for PAM.
+        let (id, current, created) = if asks_password {
+            peek_scope(ctx, &which)?
+        } else {
+            let code = open_store(ctx, false)?.find(&ctx.user, &which)?;
+            (code.id, code.scope, code.created)
+        };
         // From here on the code is the one read, by id: a label swapped meanwhile cannot make
         // the edit land on another code.
         let which = CodeRef::Id(id);
         let scope = args.new_scope(ctx, &current, created)?;
-        if scope.widens(&current) {
+        if asks_password && scope.widens(&current) {
             crate::reauth::confirm_identity(ctx)?;
         }
         let change = Edit {
@@ -90,16 +95,6 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
             expected_scope: Some(&current),
         };
         open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
-    } else {
-        let mut store = open_store(ctx, false)?;
-        let current = store.find(&ctx.user, &which)?;
-        let scope = args.new_scope(ctx, &current.scope, current.created)?;
-        let change = Edit {
-            label: label.as_ref(),
-            scope: Some(&scope),
-            expected_scope: Some(&current.scope),
-        };
-        store.edit(&ctx.user, &which, &change, &ctx.changer())?
     };
     audit_log::record(ctx, "edited", edited.id, &edited.label, &edited.user);
     if ctx.out.json() {
