@@ -39,7 +39,7 @@ impl AppPassword {
     /// passes the operating system's).
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut symbols = [0u8; CODE_LEN];
-        for symbol in symbols.iter_mut() {
+        for symbol in &mut symbols {
             // 32 symbols: a uniform index needs exactly 5 bits, no rejection sampling.
             *symbol = ALPHABET[usize::from(rng.random::<u8>() & 0x1f)];
         }

@@ -3,14 +3,14 @@
 //! fails closed on it rather than guess.
 #![forbid(unsafe_code)]
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::duration::parse_duration;
 use crate::error::Error;
-use crate::hash::HashParams;
 use crate::policy::Policy;
 use crate::scope::parse_service;
-use crate::secure_path::check_config_path;
+use crate::secure_path::open_config;
 
 /// Where the configuration lives unless root says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/apppw/apppw.conf";
@@ -58,17 +58,28 @@ pub const DEFAULT_CONFIG_TEXT: &str = "\
 #revoke_hook =
 ";
 
-/// Reads the policy from `path`; a missing file means the defaults.
+/// The largest configuration file read: the default file is 2 kB, and a login reads it each time.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Reads the policy from `path`; a missing file means the defaults. The file is opened once and
+/// checked as opened (`secure_path::open_config`).
 pub fn load_policy(path: &Path) -> Result<Policy, Error> {
-    if !check_config_path(path).map_err(Error::UnsafePath)? {
+    let Some(file) = open_config(path)? else {
         return Ok(Policy::default());
+    };
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::ConfigUnreadable {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::ConfigTooLarge {
+            path: path.into(),
+            limit: MAX_CONFIG_BYTES,
+        });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-        path: path.into(),
-        line: 0,
-        key: String::new(),
-        problem: format!("cannot be read: {e}"),
-    })?;
     parse_policy(path, &text)
 }
 
@@ -89,10 +100,11 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
             problem,
         };
         let Some((key, value)) = content.split_once('=') else {
-            return Err(fail(
-                "",
-                format!("expected `key = value`, found {content:?}"),
-            ));
+            return Err(Error::ConfigSyntax {
+                path: path.into(),
+                line,
+                found: content.into(),
+            });
         };
         let (key, value) = (key.trim(), value.trim());
         if seen.contains(&key.to_string()) {
@@ -101,22 +113,23 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
         seen.push(key.to_string());
         match key {
             "max_active_codes" => {
-                policy.max_active_codes = number(value, 1, 10_000).map_err(|p| fail(key, p))?
+                policy.max_active_codes = number(value, 1, 10_000).map_err(|p| fail(key, p))?;
             }
             "max_changes_per_day" => {
-                policy.max_changes_per_day = number(value, 1, 100_000).map_err(|p| fail(key, p))?
+                policy.max_changes_per_day = number(value, 1, 100_000).map_err(|p| fail(key, p))?;
             }
             "allowed_users" => policy.allowed_users = names(value),
             "allowed_groups" => policy.allowed_groups = names(value),
+            // Argon2 needs 8 KiB per lane: 1024 KiB covers the most lanes (64) allowed below.
             "argon2_memory_kib" => {
                 policy.hash_params.memory_kib =
-                    number(value, 1024, 4 * 1024 * 1024).map_err(|p| fail(key, p))?
+                    number(value, 1024, 4 * 1024 * 1024).map_err(|p| fail(key, p))?;
             }
             "argon2_iterations" => {
-                policy.hash_params.iterations = number(value, 1, 100).map_err(|p| fail(key, p))?
+                policy.hash_params.iterations = number(value, 1, 100).map_err(|p| fail(key, p))?;
             }
             "argon2_parallelism" => {
-                policy.hash_params.parallelism = number(value, 1, 64).map_err(|p| fail(key, p))?
+                policy.hash_params.parallelism = number(value, 1, 64).map_err(|p| fail(key, p))?;
             }
             "reauthenticate" => policy.reauthenticate = boolean(value).map_err(|p| fail(key, p))?,
             "allowed_services" => {
@@ -124,13 +137,13 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
                     .iter()
                     .map(|s| parse_service(s))
                     .collect::<Result<_, _>>()
-                    .map_err(|p| fail(key, p))?
+                    .map_err(|p| fail(key, p))?;
             }
             "max_lifetime" => {
-                policy.max_lifetime = optional_duration(value).map_err(|p| fail(key, p))?
+                policy.max_lifetime = optional_duration(value).map_err(|p| fail(key, p))?;
             }
             "expire_unused" => {
-                policy.expire_unused = optional_duration(value).map_err(|p| fail(key, p))?
+                policy.expire_unused = optional_duration(value).map_err(|p| fail(key, p))?;
             }
             "revoke_hook" => policy.revoke_hook = command(value).map_err(|p| fail(key, p))?,
             _ => {
@@ -141,21 +154,7 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
             }
         }
     }
-    check_hash_params(&policy.hash_params).map_err(|problem| Error::Config {
-        path: path.into(),
-        line: 0,
-        key: "argon2_*".into(),
-        problem,
-    })?;
     Ok(policy)
-}
-
-fn check_hash_params(params: &HashParams) -> Result<(), String> {
-    // Argon2 needs at least 8 KiB of memory per lane.
-    if params.memory_kib < 8 * params.parallelism {
-        return Err("argon2_memory_kib must be at least 8 x argon2_parallelism".into());
-    }
-    Ok(())
 }
 
 fn number(value: &str, min: u32, max: u32) -> Result<u32, String> {
@@ -204,6 +203,7 @@ fn names(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::HashParams;
 
     fn parse(text: &str) -> Result<Policy, Error> {
         parse_policy(Path::new("/etc/apppw/apppw.conf"), text)
@@ -267,7 +267,6 @@ mod tests {
                 2,
                 "max_active_codes",
             ),
-            ("just words", 1, ""),
         ] {
             match parse(text) {
                 Err(Error::Config {
@@ -276,6 +275,10 @@ mod tests {
                 other => panic!("{text:?}: {other:?}"),
             }
         }
+        assert!(matches!(
+            parse("\njust words"),
+            Err(Error::ConfigSyntax { line: 2, .. })
+        ));
         let message = parse("\nbogus = 1").unwrap_err().to_string();
         assert!(
             message.starts_with("/etc/apppw/apppw.conf:2: bogus: "),

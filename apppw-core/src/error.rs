@@ -107,6 +107,29 @@ pub enum Error {
         problem: String,
     },
 
+    #[error("{path}:{line}: expected `key = value`, found {found:?}")]
+    ConfigSyntax {
+        path: PathBuf,
+        line: usize,
+        found: String,
+    },
+
+    #[error("cannot read the configuration file {path} ({reason}); check the file and its disk")]
+    ConfigUnreadable { path: PathBuf, reason: String },
+
+    #[error("the configuration file {path} is larger than {limit} bytes; it cannot be apppw's")]
+    ConfigTooLarge { path: PathBuf, limit: u64 },
+
+    #[error(
+        "the site policy does not allow app passwords for the service {service:?} (allowed: {allowed})"
+    )]
+    ServiceNotAllowed { service: String, allowed: String },
+
+    #[error(
+        "the site policy lets app passwords live at most {max_days} days; choose an earlier expiry"
+    )]
+    LifetimeTooLong { max_days: i64 },
+
     #[error(transparent)]
     UnsafePath(#[from] crate::secure_path::UnsafePath),
 

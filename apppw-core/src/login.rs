@@ -1,22 +1,30 @@
-//! The authentication path, start to finish, as the PAM module runs it: open the store, normalize
-//! the token, find the (at most one, in practice) active code with the token's lookup tag, verify
-//! it with Argon2id, and record the use. Everything the module knows about PAM stays in the
-//! module; everything it decides is here.
+//! The login decision, start to finish: normalize the token, find the (at most one, in practice)
+//! active code with the token's lookup tag, verify it with Argon2id, check its limits and the
+//! site policy, and record the use. It runs against any [`LoginStore`] with the time as part of
+//! the attempt, so it is tested without root, a clock or libpam; opening the store (and checking
+//! its path) is the caller's. Everything the module knows about PAM stays in the module.
 #![forbid(unsafe_code)]
-
-use std::path::Path;
 
 use crate::code::AppPassword;
 use crate::error::Error;
 use crate::hash::verify_code;
 use crate::policy::Policy;
 use crate::scope::Limit;
-use crate::secure_path::check_store_path;
-use crate::store::{Access, Store, UseRecord};
+use crate::store::{Candidate, UseRecord};
 
-/// The PAM service of `apppw-ctl`'s own re-authentication. An app password is never accepted
-/// there, so a leaked code cannot be used to mint more.
+/// The PAM service of `apppw-ctl`'s own re-authentication (and the name of its /etc/pam.d file).
+/// An app password is never accepted there, so a leaked code cannot be used to mint more.
 pub const CTL_SERVICE: &str = "apppw-ctl";
+
+/// What the login decision needs from a store: the two things a login reads and writes. The
+/// SQLite store implements it; so will every other backend.
+pub trait LoginStore {
+    /// Active codes of `user` with `lookup_tag`: almost always none or one.
+    fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error>;
+    /// Records a successful login of code `id`, unless one was recorded less than
+    /// `record.min_interval` seconds before. Returns whether it wrote anything.
+    fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error>;
+}
 
 /// Successful uses of one code closer together than this are recorded once.
 pub const RECORD_INTERVAL_SECS: i64 = 60;
@@ -77,24 +85,24 @@ impl Rejection {
             Rejection::ServiceRefused => {
                 "app passwords are never accepted by the apppw-ctl service"
             }
-            Rejection::ServiceNotAllowed => Limit::ServiceNotAllowed.describe(),
+            Rejection::ServiceNotAllowed => {
+                "app passwords are not allowed for this service by the site policy"
+            }
             Rejection::Limited { limit, .. } => limit.describe(),
         }
     }
 }
 
-/// Checks one attempt against the store at `store_path` under `policy`. An error means the store
-/// could not be consulted (missing, unreadable, damaged): the caller must fail the login, not
-/// accept it.
+/// Checks one attempt against `store` under `policy`. An error means the store could not be
+/// consulted: the caller must fail the login (as unavailable), never accept it.
+///
+/// The caller opens the store before it calls this, whatever the token, so that a broken store is
+/// reported the same way for every attempt.
 pub fn check_login(
-    store_path: &Path,
+    store: &impl LoginStore,
     policy: &Policy,
     attempt: &LoginAttempt<'_>,
 ) -> Result<Decision, Error> {
-    // The store is opened first, whatever the token, so that a broken store is reported the same
-    // way for every attempt and a wrong code costs the same as a malformed one.
-    check_store_path(store_path)?;
-    let store = Store::open(store_path, Access::Login)?;
     if attempt.service == Some(CTL_SERVICE) {
         return Ok(Decision::Rejected(Rejection::ServiceRefused));
     }
@@ -148,4 +156,246 @@ pub fn check_login(
         }
     }
     Ok(Decision::Rejected(Rejection::NoMatch))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision against a scripted store: what no real store can be made to do on demand (a
+    //! bookkeeping write that fails, a read that fails, two candidates). The decision against real
+    //! SQLite files is tested in tests/store.rs.
+    use std::cell::RefCell;
+
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::hash::{HashParams, hash_code};
+    use crate::scope::Scope;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// Returns `candidates` for any lookup and answers `record_use` with `record`, noting every
+    /// call.
+    struct Scripted {
+        candidates: Result<Vec<Candidate>, ()>,
+        record: Result<bool, ()>,
+        looked_up: RefCell<Vec<(String, u32)>>,
+        recorded: RefCell<Vec<i64>>,
+    }
+
+    fn storage_error() -> Error {
+        Error::Storage {
+            path: "/var/lib/apppw/apppw.db".into(),
+            reason: "disk I/O error".into(),
+        }
+    }
+
+    impl LoginStore for Scripted {
+        fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error> {
+            self.looked_up.borrow_mut().push((user.into(), lookup_tag));
+            match &self.candidates {
+                Ok(list) => Ok(list
+                    .iter()
+                    .map(|c| Candidate {
+                        id: c.id,
+                        label: c.label.clone(),
+                        hash: c.hash.clone(),
+                        scope: c.scope.clone(),
+                        created: c.created,
+                        last_used: c.last_used,
+                    })
+                    .collect()),
+                Err(()) => Err(storage_error()),
+            }
+        }
+
+        fn record_use(&self, id: i64, _record: &UseRecord<'_>) -> Result<bool, Error> {
+            self.recorded.borrow_mut().push(id);
+            self.record.map_err(|()| storage_error())
+        }
+    }
+
+    fn code(seed: u64) -> AppPassword {
+        AppPassword::generate(&mut StdRng::seed_from_u64(seed))
+    }
+
+    fn candidate(id: i64, code: &AppPassword, scope: Scope) -> Candidate {
+        let cheap = HashParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        Candidate {
+            id,
+            label: format!("code {id}"),
+            hash: Zeroizing::new(
+                hash_code(code, &cheap, &[u8::try_from(id).unwrap(); 16]).unwrap(),
+            ),
+            scope,
+            created: NOW - 100,
+            last_used: None,
+        }
+    }
+
+    fn scripted(candidates: Vec<Candidate>, record: Result<bool, ()>) -> Scripted {
+        Scripted {
+            candidates: Ok(candidates),
+            record,
+            looked_up: RefCell::default(),
+            recorded: RefCell::default(),
+        }
+    }
+
+    fn attempt<'a>(token: &'a [u8], service: Option<&'a str>) -> LoginAttempt<'a> {
+        LoginAttempt {
+            user: b"alice",
+            token,
+            service,
+            rhost: Some("192.0.2.7"),
+            now: NOW,
+        }
+    }
+
+    #[test]
+    fn the_matching_candidate_is_accepted_and_recorded_once() {
+        let right = code(1);
+        let store = scripted(
+            vec![
+                candidate(1, &code(2), Scope::default()),
+                candidate(2, &right, Scope::default()),
+            ],
+            Ok(true),
+        );
+        let typed = right.display_grouped();
+        let decision = check_login(
+            &store,
+            &Policy::default(),
+            &attempt(typed.as_bytes(), Some("imap")),
+        );
+        assert_eq!(
+            decision.unwrap(),
+            Decision::Accepted {
+                id: 2,
+                label: "code 2".into(),
+                recorded: Ok(true)
+            }
+        );
+        assert_eq!(
+            *store.looked_up.borrow(),
+            [("alice".to_string(), right.lookup_tag())]
+        );
+        assert_eq!(*store.recorded.borrow(), [2]);
+    }
+
+    #[test]
+    fn a_failed_bookkeeping_write_still_accepts_and_says_why() {
+        let right = code(1);
+        let store = scripted(vec![candidate(7, &right, Scope::default())], Err(()));
+        let decision = check_login(&store, &Policy::default(), &attempt(right.as_bytes(), None));
+        match decision.unwrap() {
+            Decision::Accepted {
+                id: 7,
+                recorded: Err(why),
+                ..
+            } => {
+                assert!(why.contains("disk I/O error"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_read_is_an_error_never_a_verdict() {
+        let right = code(1);
+        let store = Scripted {
+            candidates: Err(()),
+            ..scripted(Vec::new(), Ok(true))
+        };
+        assert!(matches!(
+            check_login(&store, &Policy::default(), &attempt(right.as_bytes(), None)),
+            Err(Error::Storage { .. })
+        ));
+    }
+
+    #[test]
+    fn refusals_before_the_store_is_asked() {
+        let right = code(1);
+        let store = scripted(vec![candidate(1, &right, Scope::default())], Ok(true));
+        let closed = Policy {
+            allowed_services: vec!["imap".into()],
+            ..Policy::default()
+        };
+        for (policy, attempt, expected) in [
+            (
+                &Policy::default(),
+                attempt(right.as_bytes(), Some(CTL_SERVICE)),
+                Rejection::ServiceRefused,
+            ),
+            (
+                &closed,
+                attempt(right.as_bytes(), Some("sshd")),
+                Rejection::ServiceNotAllowed,
+            ),
+            (
+                &Policy::default(),
+                LoginAttempt {
+                    user: b"",
+                    ..attempt(right.as_bytes(), None)
+                },
+                Rejection::BadUser,
+            ),
+            (
+                &Policy::default(),
+                LoginAttempt {
+                    user: b"\xffalice",
+                    ..attempt(right.as_bytes(), None)
+                },
+                Rejection::BadUser,
+            ),
+            (
+                &Policy::default(),
+                attempt(b"the account password", None),
+                Rejection::NotACode,
+            ),
+        ] {
+            assert_eq!(
+                check_login(&store, policy, &attempt).unwrap(),
+                Decision::Rejected(expected)
+            );
+        }
+        assert!(store.looked_up.borrow().is_empty());
+        assert!(store.recorded.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_limit_refuses_only_a_verified_code_and_records_nothing() {
+        let right = code(1);
+        let imap_only = Scope {
+            services: vec!["imap".into()],
+            ..Scope::default()
+        };
+        let store = scripted(vec![candidate(3, &right, imap_only)], Ok(true));
+        let refused = check_login(
+            &store,
+            &Policy::default(),
+            &attempt(right.as_bytes(), Some("smtp")),
+        );
+        assert_eq!(
+            refused.unwrap(),
+            Decision::Rejected(Rejection::Limited {
+                id: 3,
+                label: "code 3".into(),
+                limit: Limit::Service
+            })
+        );
+        let wrong = code(9);
+        let unmatched = check_login(
+            &store,
+            &Policy::default(),
+            &attempt(wrong.as_bytes(), Some("smtp")),
+        );
+        assert_eq!(unmatched.unwrap(), Decision::Rejected(Rejection::NoMatch));
+        assert!(store.recorded.borrow().is_empty());
+    }
 }

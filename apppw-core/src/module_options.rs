@@ -8,6 +8,15 @@ use std::path::PathBuf;
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::store::DEFAULT_STORE_PATH;
 
+/// What is wrong with an argument on the pam.d line.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    #[error("option {arg:?}: {key}= needs an absolute path")]
+    NotAbsolute { arg: String, key: &'static str },
+    #[error("unknown option {0:?}: pam_apppw knows db=PATH, conf=PATH and debug")]
+    Unknown(String),
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct ModuleOptions {
     /// The store (`db=PATH`, absolute).
@@ -19,7 +28,7 @@ pub struct ModuleOptions {
 }
 
 impl ModuleOptions {
-    pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleOptions, String> {
+    pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleOptions, OptionError> {
         let mut options = ModuleOptions {
             db: PathBuf::from(DEFAULT_STORE_PATH),
             conf: PathBuf::from(DEFAULT_CONFIG_PATH),
@@ -31,13 +40,12 @@ impl ModuleOptions {
                 Some(("db", path)) if path.starts_with('/') => options.db = PathBuf::from(path),
                 Some(("conf", path)) if path.starts_with('/') => options.conf = PathBuf::from(path),
                 Some((key @ ("db" | "conf"), _)) => {
-                    return Err(format!("option {arg:?}: {key}= needs an absolute path"));
+                    return Err(OptionError::NotAbsolute {
+                        arg: arg.into(),
+                        key: if key == "db" { "db" } else { "conf" },
+                    });
                 }
-                _ => {
-                    return Err(format!(
-                        "unknown option {arg:?}: pam_apppw knows db=PATH, conf=PATH and debug"
-                    ));
-                }
+                _ => return Err(OptionError::Unknown(arg.into())),
             }
         }
         Ok(options)

@@ -2,6 +2,7 @@
 //! `config.rs` reads the file.
 #![forbid(unsafe_code)]
 
+use crate::error::Error;
 use crate::hash::HashParams;
 use crate::scope::Scope;
 
@@ -72,25 +73,24 @@ impl Policy {
 
     /// Checks the limits a user asks for against the site policy and applies the lifetime cap,
     /// counted from the code's creation (`created`): returns the scope to store.
-    pub fn settle_scope(&self, mut scope: Scope, created: i64) -> Result<Scope, String> {
+    pub fn settle_scope(&self, mut scope: Scope, created: i64) -> Result<Scope, Error> {
         if let Some(service) = scope
             .services
             .iter()
             .find(|s| !self.allows_service(Some(s)))
         {
-            return Err(format!(
-                "the site policy does not allow app passwords for the service {service:?} (allowed: {})",
-                self.allowed_services.join(", ")
-            ));
+            return Err(Error::ServiceNotAllowed {
+                service: service.clone(),
+                allowed: self.allowed_services.join(", "),
+            });
         }
         if let Some(max) = self.max_lifetime {
             let latest = created + max;
             match scope.expires {
                 Some(at) if at > latest => {
-                    return Err(format!(
-                        "the site policy lets app passwords live at most {} days; choose an earlier expiry",
-                        max / 86_400
-                    ));
+                    return Err(Error::LifetimeTooLong {
+                        max_days: max / 86_400,
+                    });
                 }
                 None => scope.expires = Some(latest),
                 Some(_) => {}
@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn scopes_are_settled_against_the_policy() {
         let mut p = Policy::default();
-        assert_eq!(p.settle_scope(Scope::default(), 0), Ok(Scope::default()));
+        assert_eq!(
+            p.settle_scope(Scope::default(), 0).unwrap(),
+            Scope::default()
+        );
         p.max_lifetime = Some(10 * 86_400);
         p.allowed_services = vec!["imap".into()];
         let settled = p.settle_scope(Scope::default(), 5).unwrap();
@@ -130,13 +133,19 @@ mod tests {
         assert!(
             p.settle_scope(too_long, 0)
                 .unwrap_err()
+                .to_string()
                 .contains("at most 10 days")
         );
         let smtp = Scope {
             services: vec!["smtp".into()],
             ..Scope::default()
         };
-        assert!(p.settle_scope(smtp, 0).unwrap_err().contains("\"smtp\""));
+        assert!(
+            p.settle_scope(smtp, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("\"smtp\"")
+        );
         assert!(
             p.allows_service(Some("imap"))
                 && !p.allows_service(Some("pop3"))

@@ -90,6 +90,8 @@ const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);
 
 /// The schema version this build reads and writes.
+// A handful of steps: the cast cannot wrap.
+#[allow(clippy::cast_possible_wrap)]
 pub const LATEST_VERSION: i64 = STEPS.len() as i64;
 
 #[cfg(test)]

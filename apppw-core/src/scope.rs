@@ -76,8 +76,8 @@ impl Network {
 /// IPv4-mapped IPv6 addresses (::ffff:192.0.2.1) are the IPv4 address they carry.
 fn canonical(addr: IpAddr) -> IpAddr {
     match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
-        v4 => v4,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        IpAddr::V4(_) => addr,
     }
 }
 
@@ -179,8 +179,6 @@ pub struct Scope {
 pub enum Limit {
     /// The PAM service is not among the code's services.
     Service,
-    /// The site policy does not allow app passwords for this service.
-    ServiceNotAllowed,
     /// PAM_RHOST is not an address in the code's networks (or is missing or a name).
     Network,
     /// The code expired.
@@ -193,9 +191,6 @@ impl Limit {
     pub fn describe(&self) -> &'static str {
         match self {
             Limit::Service => "not valid for this service",
-            Limit::ServiceNotAllowed => {
-                "app passwords are not allowed for this service by the site policy"
-            }
             Limit::Network => "used from outside its networks",
             Limit::Expired => "expired",
             Limit::Unused => "expired after going unused too long",
@@ -426,7 +421,7 @@ mod tests {
     #[test]
     fn widening_is_told_from_narrowing() {
         let scope = |services: &[&str], networks: &[&str], expires: Option<i64>| Scope {
-            services: services.iter().map(|s| s.to_string()).collect(),
+            services: services.iter().map(ToString::to_string).collect(),
             networks: networks.iter().map(|n| net(n)).collect(),
             expires,
         };

@@ -1,14 +1,16 @@
 //! Checks that a file apppw trusts (the store, its directory, the config file) is what it should
-//! be before it is used: not a symlink, owned by root, and out of reach of everyone who should not
-//! reach it. The same checks serve the PAM module and the CLI; each failure names the path and the
-//! command that fixes it.
+//! be: not a symlink, owned by root, and out of reach of everyone who should not reach it.
+//! Directories are checked by path (everything above them is root's alone); the files themselves
+//! are opened without following symlinks and checked as opened (`fstat`). The same checks serve
+//! the PAM module and the CLI; each failure names the path and the command that fixes it.
 #![forbid(unsafe_code)]
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The system group that may open the store (apppw-ctl is setgid to it).
+/// The system group that owns the store's directory and file (the `apppw` account's group).
 pub const STORE_GROUP: &str = "apppw";
 
 /// Why a path is not trusted.
@@ -46,7 +48,7 @@ fn unsafe_path(path: &Path, problem: String, fix: String) -> UnsafePath {
 fn lstat(path: &Path) -> Result<Option<Metadata>, UnsafePath> {
     match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(unsafe_path(
             path,
             format!("it cannot be examined ({e})"),
@@ -91,10 +93,10 @@ fn check_ancestors(dir: &Path) -> Result<(), UnsafePath> {
     Ok(())
 }
 
-/// Checks the store's directory and, if it exists, the store file. A missing file is fine here
-/// (opening reports it); a symlink, a non-regular file, a foreign owner or group, or any access
-/// for "other" is refused.
-pub fn check_store_path(store: &Path) -> Result<(), UnsafePath> {
+/// Checks the directories above the store and the store's own directory, by path: every directory
+/// above must be root's alone, the store's directory root's with group root or the store group and
+/// no access for others. A missing directory is left for opening the store to report.
+pub fn check_store_directory(store: &Path) -> Result<(), UnsafePath> {
     let dir = store
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -105,7 +107,6 @@ pub fn check_store_path(store: &Path) -> Result<(), UnsafePath> {
     if let Some(above) = dir.parent() {
         check_ancestors(above)?;
     }
-    let gids = trusted_gids();
     if let Some(meta) = lstat(&dir)? {
         if !meta.is_dir() {
             return Err(unsafe_path(
@@ -114,7 +115,7 @@ pub fn check_store_path(store: &Path) -> Result<(), UnsafePath> {
                 "Run `apppw-ctl init` as root to create the store directory".into(),
             ));
         }
-        if meta.uid() != 0 || !gids.contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
+        if meta.uid() != 0 || !trusted_gids().contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
             return Err(unsafe_path(
                 &dir,
                 format!(
@@ -130,55 +131,84 @@ pub fn check_store_path(store: &Path) -> Result<(), UnsafePath> {
             ));
         }
     }
-    if let Some(meta) = lstat(store)? {
-        let kind = meta.file_type();
-        if kind.is_symlink()
-            || kind.is_dir()
-            || kind.is_fifo()
-            || kind.is_socket()
-            || kind.is_block_device()
-            || kind.is_char_device()
-        {
-            return Err(unsafe_path(
-                store,
-                "it is not a regular file (a symlink, directory or device)".into(),
-                "Move it aside; apppw never follows a symlink to its store".into(),
-            ));
-        }
-        if meta.uid() != 0 || !gids.contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
-            return Err(unsafe_path(
-                store,
-                format!(
-                    "it is owned by {}:{} with mode {:o}; it must be root's, group root or {STORE_GROUP}, with no access for others",
-                    meta.uid(),
-                    meta.gid(),
-                    meta.mode() & 0o7777
-                ),
-                format!(
-                    "Run: chown root:{STORE_GROUP} {0} && chmod 0660 {0}",
-                    store.display()
-                ),
-            ));
-        }
+    Ok(())
+}
+
+/// Checks the store file as it was opened (`meta` comes from `fstat` on a descriptor opened
+/// without following symlinks): a regular file, root's, group root or the store group, and no
+/// access for others.
+pub fn check_store_file(store: &Path, meta: &Metadata) -> Result<(), UnsafePath> {
+    if !meta.file_type().is_file() {
+        return Err(not_a_regular_store(store));
+    }
+    if meta.uid() != 0 || !trusted_gids().contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
+        return Err(unsafe_path(
+            store,
+            format!(
+                "it is owned by {}:{} with mode {:o}; it must be root's, group root or {STORE_GROUP}, with no access for others",
+                meta.uid(),
+                meta.gid(),
+                meta.mode() & 0o7777
+            ),
+            format!(
+                "Run: chown root:{STORE_GROUP} {0} && chmod 0660 {0}",
+                store.display()
+            ),
+        ));
     }
     Ok(())
 }
 
-/// Checks a configuration file: root's, a regular file, and not writable by group or others.
-/// Returns `Ok(false)` when it does not exist.
-pub fn check_config_path(config: &Path) -> Result<bool, UnsafePath> {
+/// The store path names a symlink, directory, device or other non-regular file.
+pub fn not_a_regular_store(store: &Path) -> UnsafePath {
+    unsafe_path(
+        store,
+        "it is not a regular file (a symlink, directory or device)".into(),
+        "Move it aside; apppw never follows a symlink to its store".into(),
+    )
+}
+
+/// Opens a configuration file once, without following a symlink, and checks the open file: a
+/// regular file, root's, and not writable by group or others; its directories must be root's
+/// alone. Returns `Ok(None)` when it does not exist. The caller reads the file it checked, not
+/// whatever the path names a moment later.
+pub fn open_config(config: &Path) -> Result<Option<File>, UnsafePath> {
     if let Some(dir) = config.parent() {
         check_ancestors(dir)?;
     }
-    let Some(meta) = lstat(config)? else {
-        return Ok(false);
-    };
-    if !meta.file_type().is_file() {
-        return Err(unsafe_path(
+    let not_regular = || {
+        unsafe_path(
             config,
             "it is not a regular file".into(),
             "Replace it with a regular file".into(),
-        ));
+        )
+    };
+    let file = match OpenOptions::new()
+        .read(true)
+        // O_NONBLOCK: a FIFO in its place must not hang the login; it is refused below.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(config)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_regular()),
+        Err(e) => {
+            return Err(unsafe_path(
+                config,
+                format!("it cannot be opened ({e})"),
+                "Check its permissions and those of its directories".into(),
+            ));
+        }
+    };
+    let meta = file.metadata().map_err(|e| {
+        unsafe_path(
+            config,
+            format!("it cannot be examined ({e})"),
+            "Check the file system".into(),
+        )
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular());
     }
     if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(unsafe_path(
@@ -191,5 +221,5 @@ pub fn check_config_path(config: &Path) -> Result<bool, UnsafePath> {
             format!("Run: chown root {0} && chmod 0644 {0}", config.display()),
         ));
     }
-    Ok(true)
+    Ok(Some(file))
 }

@@ -4,18 +4,21 @@
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::label::Label;
+use crate::login::LoginStore;
 use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
 use crate::scope::Scope;
+use crate::secure_path::{
+    UnsafePath, check_store_directory, check_store_file, not_a_regular_store,
+};
 
 /// Where the store lives unless an administrator says otherwise.
 pub const DEFAULT_STORE_PATH: &str = "/var/lib/apppw/apppw.db";
@@ -43,7 +46,7 @@ pub enum Access {
 }
 
 /// One app password as its owner and the administrator see it (never the code or hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodeInfo {
     pub id: i64,
     pub user: String,
@@ -57,12 +60,11 @@ pub struct CodeInfo {
     /// Who revoked it, when revoked and known.
     pub revoked_by: Option<String>,
     /// Its limits.
-    #[serde(skip)]
     pub scope: Scope,
 }
 
 /// Where and when a code was last used.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastUse {
     pub time: i64,
     pub service: Option<String>,
@@ -219,34 +221,61 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// How much of the trusted layout `Store::open_file` checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// The store's directories, and the file's owner, group and mode.
+    Trusted,
+    /// Only that the file is a regular, non-empty file: for scratch copies in a caller's own
+    /// directory (tests, benchmarks, tools that inspect a copy).
+    FileTypeOnly,
+}
+
 impl Store {
-    /// Opens the store at `path`. The final path component is never followed if it is a symlink.
+    /// Opens the store at `path` as the PAM module and apppw-ctl do: its directories must pass
+    /// `secure_path::check_store_directory`, and the file, opened without following a symlink, must
+    /// pass `secure_path::check_store_file` as opened.
     pub fn open(path: &Path, access: Access) -> Result<Store, Error> {
+        check_store_directory(path)?;
+        Store::open_file(path, access, Checks::Trusted)
+    }
+
+    /// Opens a store without the ownership checks of [`Store::open`]: for stores in a directory
+    /// of the caller's own (tests, benchmarks, copies being inspected). Never a symlink, never a
+    /// file that is not a store.
+    pub fn open_scratch(path: &Path, access: Access) -> Result<Store, Error> {
+        Store::open_file(path, access, Checks::FileTypeOnly)
+    }
+
+    fn open_file(path: &Path, access: Access, checks: Checks) -> Result<Store, Error> {
         let created = match access {
             Access::Manage { create: true } => create_file_if_missing(path)?,
             _ => false,
         };
-        if !created {
-            match std::fs::symlink_metadata(path) {
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(Error::StoreMissing { path: path.into() });
-                }
-                Err(e) => return Err(unreadable(path, e.to_string())),
-                Ok(meta) if !meta.file_type().is_file() => {
-                    return Err(Error::NotAStore {
-                        path: path.into(),
-                        reason: "it is not a regular file".into(),
-                    });
-                }
-                Ok(meta) if meta.len() == 0 => {
-                    return Err(Error::NotAStore {
-                        path: path.into(),
-                        reason: "the file is empty".into(),
-                    });
-                }
-                Ok(_) => {}
-            }
+        // SQLite opens files by name (it derives the -wal and -shm names from it), so the file is
+        // first opened here without following a symlink and checked as opened; once SQLite has
+        // opened it too, the name must still lead to the same file. Only root and the store
+        // group can rename files in the store's directory, and they can write the store anyway.
+        let checked = inspect_store_file(path, checks)?;
+        if !created && checked.len() == 0 {
+            return Err(Error::NotAStore {
+                path: path.into(),
+                reason: "the file is empty".into(),
+            });
         }
+        let store = Store::connect(path, access, created)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == checked.dev() && now.ino() == checked.ino() => Ok(store),
+            _ => Err(Error::UnsafePath(UnsafePath {
+                path: path.into(),
+                problem: "it was replaced while it was being opened".into(),
+                fix: "Find out who else changes the store's directory".into(),
+            })),
+        }
+    }
+
+    /// Opens the SQLite connection to a checked file and configures it for `access`.
+    fn connect(path: &Path, access: Access, created: bool) -> Result<Store, Error> {
         let conn = if on_read_only_file_system(path) {
             match access {
                 // Nothing can change the store while its file system is read-only, so SQLite may
@@ -276,7 +305,7 @@ impl Store {
                 drop(store);
                 let conn = open_read_write(path)?;
                 conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-                    .map_err(|e| classify(path, e))?;
+                    .map_err(|e| classify(path, &e))?;
                 let mut store = Store {
                     conn,
                     path: path.into(),
@@ -296,14 +325,15 @@ impl Store {
         };
         self.conn
             .busy_timeout(busy)
-            .map_err(|e| classify(&path, e))?;
-        // Temporary tables and sorts stay in memory: a setgid caller controls SQLITE_TMPDIR.
+            .map_err(|e| classify(&path, &e))?;
+        // Temporary tables and sorts stay in memory: the environment (SQLITE_TMPDIR) may be a
+        // caller's, and a login runs inside another program whose environment is not ours.
         self.conn
             .pragma_update(None, "temp_store", "MEMORY")
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
         self.conn
             .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
         // Every writer takes the write lock up front, so the busy handler covers it.
         self.conn
             .set_transaction_behavior(TransactionBehavior::Immediate);
@@ -311,11 +341,11 @@ impl Store {
         let application_id: i32 = self
             .conn
             .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
         if !(fresh || application_id == APPLICATION_ID) {
             return Err(Error::NotAStore {
                 path,
@@ -342,73 +372,23 @@ impl Store {
                 }
                 self.conn
                     .pragma_update(None, "synchronous", "NORMAL")
-                    .map_err(|e| classify(&path, e))?;
+                    .map_err(|e| classify(&path, &e))?;
             }
             Access::Manage { .. } => {
                 if fresh {
                     self.conn
                         .pragma_update(None, "journal_mode", "WAL")
-                        .map_err(|e| classify(&path, e))?;
+                        .map_err(|e| classify(&path, &e))?;
                 }
                 self.conn
                     .pragma_update(None, "synchronous", "FULL")
-                    .map_err(|e| classify(&path, e))?;
+                    .map_err(|e| classify(&path, &e))?;
                 MIGRATIONS
                     .to_latest(&mut self.conn)
                     .map_err(|e| migration_error(&path, e))?;
             }
         }
         Ok(())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Active codes of `user` with `lookup_tag`: almost always none or one.
-    pub fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, label, hash, created, last_used, services, networks, expires
-                 FROM app_passwords WHERE user = ?1 AND lookup_tag = ?2 AND revoked IS NULL",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![user, lookup_tag], |row| {
-                Ok(Candidate {
-                    id: row.get(0)?,
-                    label: row.get(1)?,
-                    hash: Zeroizing::new(row.get(2)?),
-                    created: row.get(3)?,
-                    last_used: row.get(4)?,
-                    scope: scope_at(row, 5)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
-    }
-
-    /// Records a successful login of code `id`, unless one was recorded less than
-    /// `min_interval` seconds ago. Returns whether a row was written.
-    pub fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error> {
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE app_passwords
-                 SET last_used = ?2, last_service = ?3, last_rhost = ?4, use_count = use_count + 1
-                 WHERE id = ?1 AND revoked IS NULL
-                   AND (last_used IS NULL OR last_used <= ?2 - ?5 OR last_used > ?2)",
-                params![
-                    id,
-                    record.now,
-                    record.service,
-                    record.rhost,
-                    record.min_interval
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(changed == 1)
     }
 
     /// Stores a new code in one transaction that also enforces the per-user limit, the daily cap,
@@ -422,7 +402,7 @@ impl Store {
         by: &Changer<'_>,
     ) -> Result<Option<i64>, Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         check_daily_cap(&tx, &path, by)?;
         let (active, label_taken, tag_taken): (i64, bool, bool) = tx
             .query_row(
@@ -431,7 +411,7 @@ impl Store {
                 params![code.user, code.label.as_str(), code.lookup_tag],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
         if label_taken {
             return Err(Error::LabelTaken {
                 user: code.user.into(),
@@ -463,7 +443,7 @@ impl Store {
                 code.scope.expires,
             ],
         )
-        .map_err(|e| classify(&path, e))?;
+        .map_err(|e| classify(&path, &e))?;
         let id = tx.last_insert_rowid();
         record_event(
             &tx,
@@ -471,7 +451,7 @@ impl Store {
             by,
             EventRecord::about_code(code.user, "created", id, code.label.as_str()),
         )?;
-        tx.commit().map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(Some(id))
     }
 
@@ -487,11 +467,11 @@ impl Store {
             "SELECT {CODE_INFO_COLUMNS} FROM app_passwords
              WHERE user = ?1 AND (?2 OR revoked IS NULL) ORDER BY id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt
             .query_map(params![user, include_revoked], code_info)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
     /// One of `user`'s active codes, as it is now.
@@ -529,7 +509,7 @@ impl Store {
         by: &Changer<'_>,
     ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let mut code = find_active(&tx, &path, user, which)?;
         if change
             .expected_scope
@@ -550,7 +530,7 @@ impl Store {
                     params![user, label.as_str()],
                     |r| r.get(0),
                 )
-                .map_err(|e| classify(&path, e))?;
+                .map_err(|e| classify(&path, &e))?;
             if taken {
                 return Err(Error::LabelTaken {
                     user: user.into(),
@@ -561,7 +541,7 @@ impl Store {
                 "UPDATE app_passwords SET label = ?2 WHERE id = ?1",
                 params![code.id, label.as_str()],
             )
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
             details.push(format!("label was {:?}", code.label));
             code.label = label.as_str().into();
         }
@@ -575,7 +555,7 @@ impl Store {
                     scope.expires
                 ],
             )
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
             details.push(format!(
                 "services={} networks={} expires={}",
                 scope.services_column().as_deref().unwrap_or("any"),
@@ -604,7 +584,7 @@ impl Store {
                 detail: (!detail.is_empty()).then_some(detail.as_str()),
             },
         )?;
-        tx.commit().map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(code)
     }
 
@@ -627,21 +607,21 @@ impl Store {
         action: &str,
     ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let current = find_active(&tx, &path, user, which)?;
         let actor = by.actor();
         tx.execute(
             "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL WHERE id = ?1",
             params![current.id, by.now, actor],
         )
-        .map_err(|e| classify(&path, e))?;
+        .map_err(|e| classify(&path, &e))?;
         record_event(
             &tx,
             &path,
             by,
             EventRecord::about_code(user, action, current.id, &current.label),
         )?;
-        tx.commit().map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(CodeInfo {
             revoked: Some(by.now),
             revoked_by: Some(actor),
@@ -657,18 +637,18 @@ impl Store {
         by: &Changer<'_>,
     ) -> Result<Vec<CodeInfo>, Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let mut revoked = {
             let sql = format!(
                 "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL
                  WHERE (?1 IS NULL OR user = ?1) AND revoked IS NULL RETURNING {CODE_INFO_COLUMNS}"
             );
-            let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, e))?;
+            let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, &e))?;
             let rows = stmt
                 .query_map(params![user, by.now, by.actor()], code_info)
-                .map_err(|e| classify(&path, e))?;
+                .map_err(|e| classify(&path, &e))?;
             rows.collect::<Result<Vec<_>, _>>()
-                .map_err(|e| classify(&path, e))?
+                .map_err(|e| classify(&path, &e))?
         };
         revoked.sort_by_key(|c| c.id);
         for code in &revoked {
@@ -679,7 +659,7 @@ impl Store {
                 EventRecord::about_code(&code.user, "revoked", code.id, &code.label),
             )?;
         }
-        tx.commit().map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(revoked)
     }
 
@@ -690,24 +670,24 @@ impl Store {
             "SELECT {CODE_INFO_COLUMNS} FROM app_passwords WHERE (?1 IS NULL OR user = ?1)
              ORDER BY revoked IS NOT NULL, last_used IS NOT NULL, last_used, created, id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt
             .query_map(params![user], code_info)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
     /// Deletes the rows of codes revoked at or before `revoked_before`; returns how many. The
     /// event trail is kept.
     pub fn prune(&mut self, revoked_before: i64, by: &Changer<'_>) -> Result<usize, Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let removed = tx
             .execute(
                 "DELETE FROM app_passwords WHERE revoked IS NOT NULL AND revoked <= ?1",
                 params![revoked_before],
             )
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| classify(&path, &e))?;
         let detail = format!(
             "{removed} revoked app passwords, revoked up to {}",
             crate::timefmt::rfc3339(revoked_before)
@@ -724,7 +704,7 @@ impl Store {
                 detail: Some(&detail),
             },
         )?;
-        tx.commit().map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(removed)
     }
 
@@ -739,7 +719,7 @@ impl Store {
                        ORDER BY id DESC LIMIT ?2)
                  ORDER BY id",
             )
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(&e))?;
         let rows = stmt
             .query_map(params![user, limit], |row| {
                 Ok(Event {
@@ -755,12 +735,58 @@ impl Store {
                     detail: row.get(9)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
-    fn err(&self, e: rusqlite::Error) -> Error {
+    fn err(&self, e: &rusqlite::Error) -> Error {
         classify(&self.path, e)
+    }
+}
+
+/// The login's two statements.
+impl LoginStore for Store {
+    fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, label, hash, created, last_used, services, networks, expires
+                 FROM app_passwords WHERE user = ?1 AND lookup_tag = ?2 AND revoked IS NULL",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![user, lookup_tag], |row| {
+                Ok(Candidate {
+                    id: row.get(0)?,
+                    label: row.get(1)?,
+                    hash: Zeroizing::new(row.get(2)?),
+                    created: row.get(3)?,
+                    last_used: row.get(4)?,
+                    scope: scope_at(row, 5)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE app_passwords
+                 SET last_used = ?2, last_service = ?3, last_rhost = ?4, use_count = use_count + 1
+                 WHERE id = ?1 AND revoked IS NULL
+                   AND (last_used IS NULL OR last_used <= ?2 - ?5 OR last_used > ?2)",
+                params![
+                    id,
+                    record.now,
+                    record.service,
+                    record.rhost,
+                    record.min_interval
+                ],
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(changed == 1)
     }
 }
 
@@ -783,7 +809,7 @@ fn find_active(
         CodeRef::Label(label) => conn.query_row(&sql, params![user, label.as_str()], code_info),
     }
     .optional()
-    .map_err(|e| classify(path, e))?;
+    .map_err(|e| classify(path, &e))?;
     found.ok_or_else(|| Error::NoSuchCode {
         user: user.into(),
         what: which.describe(),
@@ -801,6 +827,7 @@ pub struct Edit<'a> {
 }
 
 /// The parts of an event that are not the changer.
+#[derive(Clone, Copy)]
 struct EventRecord<'a> {
     user: Option<&'a str>,
     action: &'a str,
@@ -843,7 +870,7 @@ fn record_event(
             event.detail
         ],
     )
-    .map_err(|e| classify(path, e))?;
+    .map_err(|e| classify(path, &e))?;
     Ok(())
 }
 
@@ -860,7 +887,7 @@ fn check_daily_cap(conn: &Connection, path: &Path, by: &Changer<'_>) -> Result<(
             params![by.uid, by.now - DAY_SECS],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .map_err(|e| classify(path, e))?;
+        .map_err(|e| classify(path, &e))?;
     if count >= i64::from(cap) {
         return Err(Error::DailyCapReached {
             user: by.name.into(),
@@ -871,19 +898,46 @@ fn check_daily_cap(conn: &Connection, path: &Path, by: &Changer<'_>) -> Result<(
     Ok(())
 }
 
+/// Opens `path` without following a symlink or opening a device (`O_PATH`) and returns what it
+/// is as opened. A symlink, directory, device or FIFO is refused; under `Checks::Trusted`, so is a
+/// file with the wrong owner, group or mode.
+fn inspect_store_file(path: &Path, checks: Checks) -> Result<std::fs::Metadata, Error> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::StoreMissing { path: path.into() },
+            _ => unreadable(path, e.to_string()),
+        })?;
+    let meta = opened
+        .metadata()
+        .map_err(|e| unreadable(path, e.to_string()))?;
+    match checks {
+        Checks::Trusted => check_store_file(path, &meta)?,
+        Checks::FileTypeOnly if !meta.file_type().is_file() => {
+            return Err(Error::NotAStore {
+                path: path.into(),
+                reason: not_a_regular_store(path).problem,
+            });
+        }
+        Checks::FileTypeOnly => {}
+    }
+    Ok(meta)
+}
+
 /// The usual connection: read-write, never through a symlink, one thread.
 fn open_read_write(path: &Path) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))
+    Connection::open_with_flags(path, flags).map_err(|e| classify(path, &e))
 }
 
 /// Whether the file system holding `path` is mounted read-only.
 fn on_read_only_file_system(path: &Path) -> bool {
     nix::sys::statvfs::statvfs(path)
-        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-        .unwrap_or(false)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
 /// Opens the store read-only and immutable through an SQLite URI (the path percent-encoded).
@@ -912,7 +966,7 @@ fn open_immutable(path: &Path) -> Result<Connection, Error> {
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(uri, flags).map_err(|e| classify(path, e))
+    Connection::open_with_flags(uri, flags).map_err(|e| classify(path, &e))
 }
 
 /// Creates an empty store file (owner and group: root and the store group) if none exists. Returns whether it created one. The
@@ -940,7 +994,7 @@ fn unreadable(path: &Path, reason: String) -> Error {
 
 fn migration_error(path: &Path, e: rusqlite_migration::Error) -> Error {
     match e {
-        rusqlite_migration::Error::RusqliteError { err, .. } => classify(path, err),
+        rusqlite_migration::Error::RusqliteError { err, .. } => classify(path, &err),
         other => Error::Storage {
             path: path.into(),
             reason: format!("schema upgrade failed: {other}"),
@@ -949,7 +1003,7 @@ fn migration_error(path: &Path, e: rusqlite_migration::Error) -> Error {
 }
 
 /// Turns an SQLite error into one a person can act on.
-fn classify(path: &Path, e: rusqlite::Error) -> Error {
+fn classify(path: &Path, e: &rusqlite::Error) -> Error {
     let path = path.to_path_buf();
     let code = match &e {
         rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
@@ -964,7 +1018,7 @@ fn classify(path: &Path, e: rusqlite::Error) -> Error {
             path,
             reason: e.to_string(),
         },
-        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => Error::Busy { path },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy { path },
         Some(ErrorCode::DiskFull) => Error::DiskFull { path },
         Some(ErrorCode::SystemIoFailure) => Error::WriteFailed {
             path,
@@ -974,7 +1028,7 @@ fn classify(path: &Path, e: rusqlite::Error) -> Error {
             path,
             hint: "Check the file system and the permissions of the store and its directory",
         },
-        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => Error::StoreUnreadable {
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Error::StoreUnreadable {
             path,
             reason: e.to_string(),
         },

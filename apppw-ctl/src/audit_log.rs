@@ -18,7 +18,9 @@ static LOGGER: Mutex<Option<Logger<LoggerBackend, Formatter3164>>> = Mutex::new(
 
 /// Connects to the syslog socket, once.
 pub fn connect() {
-    let mut logger = LOGGER.lock().unwrap_or_else(|p| p.into_inner());
+    let mut logger = LOGGER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if logger.is_none() {
         let formatter = Formatter3164 {
             facility: Facility::LOG_AUTHPRIV,
@@ -56,7 +58,9 @@ fn who(ctx: &Context) -> String {
 
 fn send(message: &str) {
     connect();
-    let mut logger = LOGGER.lock().unwrap_or_else(|p| p.into_inner());
+    let mut logger = LOGGER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(logger) = logger.as_mut() {
         let _ = logger.notice(message);
     }

@@ -1,5 +1,7 @@
 //! The command line, as clap sees it. The spellings here are a contract that scripts and tests
-//! rely on: `apppw-ctl [--db PATH] [--user NAME] [--json] <new|list|rename|revoke>`.
+//! rely on: `apppw-ctl [--db PATH] [--user NAME] [--config PATH] [--json] COMMAND`, where COMMAND
+//! is one of new, list, rename, edit, revoke (anyone, for their own codes), audit, prune, init
+//! (root) or completions (needs no store and no identity).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -40,6 +42,15 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Managing(ManagingCommand),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(completions::CompletionsArgs),
+}
+
+/// The commands that act for someone on the store (and so need to know who is asking).
+#[derive(Subcommand)]
+pub enum ManagingCommand {
     /// Create an app password for one device and show it once
     New(new::NewArgs),
     /// List your active app passwords
@@ -56,6 +67,4 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Set up this host: the apppw group, the store directory and database, the config (root only)
     Init(init::InitArgs),
-    /// Print a shell completion script (bash, zsh, fish)
-    Completions(completions::CompletionsArgs),
 }

@@ -40,8 +40,12 @@ pub enum CtlError {
     #[error("the operating system's random number generator failed ({0}); nothing was created")]
     Random(String),
 
-    #[error("{0}")]
-    Invalid(String),
+    #[error("a code takes at most {max} services and {max} networks")]
+    TooManyLimits { max: usize },
+
+    /// `--expires` that does not parse; the parser's message says why.
+    #[error("--expires: {0}")]
+    BadExpiry(String),
 
     /// A helper process's error, already in words.
     #[error("{0}")]

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ManagingCommand};
 use crate::context::Context;
 use crate::error::CtlError;
 
@@ -48,11 +48,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), CtlError> {
-    if let Command::Completions(args) = &cli.command {
-        return commands::completions::run(args);
-    }
+    let command = match &cli.command {
+        Command::Completions(args) => return commands::completions::run(args),
+        Command::Managing(command) => command,
+    };
     let ctx = Context::resolve(&cli.global)?;
-    dispatch(&ctx, cli)?;
+    dispatch(&ctx, command)?;
     // Every store is closed by now.
     for owner in ctx.revoked_owners.borrow().iter() {
         if let Some(warning) = hooks::after_revoke(&ctx, owner) {
@@ -66,16 +67,15 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
     }
 }
 
-fn dispatch(ctx: &Context, cli: &Cli) -> Result<(), CtlError> {
-    match &cli.command {
-        Command::New(args) => commands::new::run(ctx, args),
-        Command::List(args) => commands::list::run(ctx, args),
-        Command::Rename(args) => commands::rename::run(ctx, args),
-        Command::Edit(args) => commands::edit::run(ctx, args),
-        Command::Revoke(args) => commands::revoke::run(ctx, args),
-        Command::Audit(args) => commands::audit::run(ctx, args),
-        Command::Prune(args) => commands::prune::run(ctx, args),
-        Command::Init(args) => commands::init::run(ctx, args),
-        Command::Completions(args) => commands::completions::run(args),
+fn dispatch(ctx: &Context, command: &ManagingCommand) -> Result<(), CtlError> {
+    match command {
+        ManagingCommand::New(args) => commands::new::run(ctx, args),
+        ManagingCommand::List(args) => commands::list::run(ctx, args),
+        ManagingCommand::Rename(args) => commands::rename::run(ctx, args),
+        ManagingCommand::Edit(args) => commands::edit::run(ctx, args),
+        ManagingCommand::Revoke(args) => commands::revoke::run(ctx, args),
+        ManagingCommand::Audit(args) => commands::audit::run(ctx, args),
+        ManagingCommand::Prune(args) => commands::prune::run(ctx, args),
+        ManagingCommand::Init(args) => commands::init::run(ctx, args),
     }
 }

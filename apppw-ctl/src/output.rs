@@ -107,7 +107,9 @@ impl Output {
         self.json
     }
 
-    /// Prints `text` as is: callers escape user text with [`quote`].
+    /// Prints `text` as is: callers escape user text with [`quote`]. (Never fails, but has the
+    /// shape of `value`, which can, so commands treat every output alike.)
+    #[allow(clippy::unnecessary_wraps)]
     pub fn text(&self, text: &str) -> Result<(), CtlError> {
         self.buffer.borrow_mut().extend_from_slice(text.as_bytes());
         Ok(())
@@ -157,7 +159,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String 
         })
         .collect();
     let mut out = String::new();
-    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let header_row: Vec<String> = headers.iter().map(ToString::to_string).collect();
     for row in std::iter::once(&header_row).chain(rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
@@ -246,7 +248,7 @@ pub fn show_events(out: &Output, events: &[Event], with_user: bool) -> Result<()
 /// How long apppw-ctl waits for a caller's terminal or pipe to take its output. By then it runs
 /// as the apppw account, which the caller cannot kill: a pipe nobody reads or a terminal held
 /// with Ctrl-S must not keep it alive for ever.
-const OUTPUT_DEADLINE: Duration = Duration::from_secs(60);
+const OUTPUT_DEADLINE: Duration = Duration::from_mins(1);
 
 /// Writes `bytes` to `fd` in pieces that fit once `poll` says there is room (a pipe then takes at
 /// least PIPE_BUF bytes without blocking), giving up after [`OUTPUT_DEADLINE`].

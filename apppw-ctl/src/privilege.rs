@@ -48,7 +48,7 @@ static MODE: OnceLock<Mode> = OnceLock::new();
 /// When `at_start` ran. The caller may stop the process for as long as they like before it
 /// reaches the store; what it decided then (the policy read, the password confirmed) must not be
 /// acted on days later, so the store phase refuses to begin after this long.
-const MAX_WAIT_BEFORE_STORE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+const MAX_WAIT_BEFORE_STORE: std::time::Duration = std::time::Duration::from_mins(15);
 static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
 
 /// Resets priorities and limits while root, then drops to the caller, keeping the store account
@@ -139,12 +139,11 @@ fn check_unhindered(caller_uid: u32) -> Result<(), CtlError> {
             "the open-file limit is {open_files} (`ulimit -n`), and apppw-ctl needs at least {MIN_OPEN_FILES} to change the store and record the change"
         )));
     }
-    // SAFETY: getpriority and sched_getscheduler only read this process's scheduling state.
-    let (nice, policy) = unsafe {
-        *libc::__errno_location() = 0;
-        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-        (nice, libc::sched_getscheduler(0))
-    };
+    // getpriority returns -1 both for nice -1 and for an error; only a positive nice matters.
+    // SAFETY: getpriority only reads this process's scheduling state.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    // SAFETY: sched_getscheduler only reads this process's scheduling state.
+    let policy = unsafe { libc::sched_getscheduler(0) };
     if nice > 0
         || policy == libc::SCHED_IDLE
         || policy == libc::SCHED_BATCH
@@ -189,18 +188,20 @@ const RESOURCES: [(libc::__rlimit_resource_t, &str); 15] = [
 /// CAP_SYS_RESOURCE, which a container may withhold even from root: there the soft limits are
 /// raised to the caller's hard ones, and `check_unhindered` refuses what is still too low.
 fn reset_priority_and_limits() {
-    // SAFETY: each call changes only this process's own scheduling state.
+    // SAFETY: changes only this process's own nice value.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: changes only this process's scheduler; reads `param`, a live local.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &raw const param) };
+    // SAFETY: changes only this process's I/O priority.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 0);
-        let param = libc::sched_param { sched_priority: 0 };
-        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
         libc::syscall(
             libc::SYS_ioprio_set,
             IOPRIO_WHO_PROCESS,
             0,
             IOPRIO_BE_NORMAL,
-        );
-    }
+        )
+    };
     if let Ok(cpus) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(1)) {
         let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
     }
@@ -211,7 +212,7 @@ fn reset_priority_and_limits() {
         };
         // SAFETY: sets this process's own limit from a live local.
         unsafe {
-            libc::setrlimit(resource, &limit);
+            libc::setrlimit(resource, &raw const limit);
         }
     }
     raise_soft_limits();
@@ -237,12 +238,12 @@ fn raise_soft_limits() {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        // SAFETY: reads and sets this process's own limit through a live local.
-        unsafe {
-            if libc::getrlimit(resource, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-                limit.rlim_cur = limit.rlim_max;
-                libc::setrlimit(resource, &limit);
-            }
+        // SAFETY: reads this process's own limit into a live local.
+        let read = unsafe { libc::getrlimit(resource, &raw mut limit) };
+        if read == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            // SAFETY: sets this process's own limit from a live local.
+            unsafe { libc::setrlimit(resource, &raw const limit) };
         }
     }
 }
@@ -258,7 +259,9 @@ const IOPRIO_BE_NORMAL: libc::c_int = (2 << IOPRIO_CLASS_SHIFT) | 4;
 fn io_priority_is_lowered() -> bool {
     // SAFETY: ioprio_get only reads this process's I/O priority.
     let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) };
-    let prio = prio as libc::c_int;
+    let Ok(prio) = libc::c_int::try_from(prio) else {
+        return false;
+    };
     prio >= 0
         && (prio >> IOPRIO_CLASS_SHIFT == IOPRIO_CLASS_IDLE
             || (prio >> IOPRIO_CLASS_SHIFT == IOPRIO_CLASS_BE && prio & 7 > 4))

@@ -15,11 +15,10 @@ use apppw_pam_client::{Conversation, PAM_SUCCESS, Transaction};
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
 use zeroize::Zeroizing;
 
+use apppw_core::login::CTL_SERVICE;
+
 use crate::context::Context;
 use crate::error::CtlError;
-
-/// The PAM service apppw-ctl authenticates its callers with.
-pub const SERVICE: &str = "apppw-ctl";
 
 /// Asks the caller to authenticate again, unless they are root or the policy says not to.
 pub fn confirm_identity(ctx: &Context) -> Result<(), CtlError> {
@@ -29,10 +28,11 @@ pub fn confirm_identity(ctx: &Context) -> Result<(), CtlError> {
     let tty = OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(nix::libc::O_NOCTTY)
+        .custom_flags(libc::O_NOCTTY)
         .open("/dev/tty")
         .map_err(|_| CtlError::NoTerminal)?;
-    let service = CString::new(SERVICE).expect("no NUL in the service name");
+    let service =
+        CString::new(CTL_SERVICE).map_err(|e| CtlError::Reauthentication(e.to_string()))?;
     let user =
         CString::new(ctx.caller.name.clone()).map_err(|e| CtlError::UserLookup(e.to_string()))?;
     let mut pam =

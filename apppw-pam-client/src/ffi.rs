@@ -68,20 +68,21 @@ struct ConvState<'c> {
 /// # Safety
 /// `replies` must come from calloc with at least `count` entries whose `resp` are null or malloc'ed.
 unsafe fn free_replies(replies: *mut PamResponse, count: usize) {
-    for i in 0..count {
-        // SAFETY: within the array by the function's contract.
-        let resp = unsafe { (*replies.add(i)).resp };
+    // SAFETY: `count` initialized entries by the function's contract, and nobody else uses them.
+    let entries = unsafe { std::slice::from_raw_parts_mut(replies, count) };
+    for entry in entries {
+        let resp = entry.resp;
         if !resp.is_null() {
-            // SAFETY: resp is a NUL-terminated malloc'ed copy of an answer; wipe it before free.
-            unsafe {
-                let len = libc::strlen(resp);
-                ptr::write_bytes(resp, 0, len);
-                libc::free(resp as *mut c_void);
-            }
+            // SAFETY: resp is a NUL-terminated malloc'ed copy of an answer.
+            let len = unsafe { libc::strlen(resp) };
+            // SAFETY: resp has `len` writable bytes before its NUL; the answer is wiped before free.
+            unsafe { ptr::write_bytes(resp, 0, len) };
+            // SAFETY: resp came from malloc and nothing else holds it.
+            unsafe { libc::free(resp.cast::<c_void>()) };
         }
     }
     // SAFETY: the array came from calloc.
-    unsafe { libc::free(replies as *mut c_void) };
+    unsafe { libc::free(replies.cast::<c_void>()) };
 }
 
 unsafe extern "C" fn trampoline(
@@ -93,20 +94,26 @@ unsafe extern "C" fn trampoline(
     if num_msg <= 0 || num_msg > 32 || msg.is_null() || resp.is_null() || appdata.is_null() {
         return PAM_CONV_ERR;
     }
-    let count = num_msg as usize;
+    let Ok(count) = usize::try_from(num_msg) else {
+        return PAM_CONV_ERR;
+    };
     // SAFETY: a zeroed array of `count` responses; libpam takes it and frees it with free().
-    let replies =
-        unsafe { libc::calloc(count, std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
+    let replies = unsafe { libc::calloc(count, size_of::<PamResponse>()) }.cast::<PamResponse>();
     if replies.is_null() {
         return PAM_BUF_ERR;
     }
     // SAFETY: appdata is the ConvState that `Transaction` keeps alive and does not otherwise touch
     // while libpam runs.
-    let state = unsafe { &mut *(appdata as *mut ConvState<'_>) };
+    let state = unsafe { &mut *appdata.cast::<ConvState<'_>>() };
+    // SAFETY: Linux-PAM passes an array of `num_msg` message pointers.
+    let messages = unsafe { std::slice::from_raw_parts(msg, count) };
     let answered = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `count` zeroed entries from calloc above, used by nobody else until returned.
+        let entries = unsafe { std::slice::from_raw_parts_mut(replies, count) };
         for i in 0..count {
-            // SAFETY: Linux-PAM passes an array of `num_msg` pointers to valid messages.
-            let message = unsafe { &**msg.add(i) };
+            // SAFETY: each of Linux-PAM's `num_msg` pointers is to a valid message that outlives
+            // this call.
+            let message = unsafe { &*messages[i] };
             let text = if message.msg.is_null() {
                 String::new()
             } else {
@@ -123,16 +130,15 @@ unsafe extern "C" fn trampoline(
                     };
                     let end = answer.iter().position(|&b| b == 0).unwrap_or(answer.len());
                     // SAFETY: malloc of end+1 bytes, filled and NUL-terminated below.
-                    let copy = unsafe { libc::malloc(end + 1) } as *mut u8;
+                    let copy = unsafe { libc::malloc(end + 1) }.cast::<u8>();
                     if copy.is_null() {
                         return Err(i);
                     }
-                    // SAFETY: copy has end+1 bytes; answer has at least `end`.
-                    unsafe {
-                        ptr::copy_nonoverlapping(answer.as_ptr(), copy, end);
-                        *copy.add(end) = 0;
-                        (*replies.add(i)).resp = copy as *mut c_char;
-                    }
+                    // SAFETY: copy has end+1 bytes, just allocated and owned by nobody else.
+                    let target = unsafe { std::slice::from_raw_parts_mut(copy, end + 1) };
+                    target[..end].copy_from_slice(&answer[..end]);
+                    target[end] = 0;
+                    entries[i].resp = copy.cast::<c_char>();
                 }
                 PAM_ERROR_MSG => state.conversation.show(&text, true),
                 PAM_TEXT_INFO => state.conversation.show(&text, false),
@@ -141,17 +147,14 @@ unsafe extern "C" fn trampoline(
         }
         Ok(())
     }));
-    match answered {
-        Ok(Ok(())) => {
-            // SAFETY: resp is libpam's out-pointer.
-            unsafe { *resp = replies };
-            PAM_SUCCESS
-        }
-        Ok(Err(_)) | Err(_) => {
-            // SAFETY: replies came from calloc with `count` entries.
-            unsafe { free_replies(replies, count) };
-            PAM_CONV_ERR
-        }
+    if let Ok(Ok(())) = answered {
+        // SAFETY: resp is libpam's out-pointer.
+        unsafe { *resp = replies };
+        PAM_SUCCESS
+    } else {
+        // SAFETY: replies came from calloc with `count` entries.
+        unsafe { free_replies(replies, count) };
+        PAM_CONV_ERR
     }
 }
 
@@ -174,11 +177,18 @@ impl<'c> Transaction<'c> {
         let mut state = Box::new(ConvState { conversation });
         let conv = Box::new(PamConv {
             conv: trampoline,
-            appdata_ptr: &mut *state as *mut ConvState<'c> as *mut c_void,
+            appdata_ptr: (&raw mut *state).cast::<c_void>(),
         });
         let mut pamh = ptr::null_mut();
         // SAFETY: valid C strings, a live conversation struct, and an out-pointer.
-        let rc = unsafe { pam_start(service.as_ptr(), user.as_ptr(), &*conv, &mut pamh) };
+        let rc = unsafe {
+            pam_start(
+                service.as_ptr(),
+                user.as_ptr(),
+                &raw const *conv,
+                &raw mut pamh,
+            )
+        };
         if rc != PAM_SUCCESS || pamh.is_null() {
             return Err(rc);
         }
@@ -196,7 +206,7 @@ impl<'c> Transaction<'c> {
             return PAM_BUF_ERR;
         };
         // SAFETY: pamh is live; libpam copies the string.
-        unsafe { pam_set_item(self.pamh, PAM_RHOST, rhost.as_ptr() as *const c_void) }
+        unsafe { pam_set_item(self.pamh, PAM_RHOST, rhost.as_ptr().cast::<c_void>()) }
     }
 
     pub fn authenticate(&mut self, flags: i32) -> i32 {

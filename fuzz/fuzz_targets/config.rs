@@ -8,7 +8,11 @@ use apppw_core::Error;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    if let Err(Error::Config { line, .. }) = parse_policy(Path::new("/etc/apppw/apppw.conf"), text) {
-        assert!(line <= text.lines().count());
+    match parse_policy(Path::new("/etc/apppw/apppw.conf"), text) {
+        Err(Error::Config { line, .. } | Error::ConfigSyntax { line, .. }) => {
+            assert!(line >= 1 && line <= text.lines().count());
+        }
+        Err(other) => panic!("a configuration text gave a non-configuration error: {other}"),
+        Ok(_) => {}
     }
 });

@@ -1,34 +1,35 @@
-//! What each entry point does: read the PAM items, hand them to the core, report back. The
-//! decision itself is `apppw_core::login::check_login`.
+//! What each entry point does: read the PAM items, open the store, hand both to the core, report
+//! back. The decision itself is `apppw_core::login::check_login`.
 #![forbid(unsafe_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apppw_core::config::load_policy;
 use apppw_core::login::{LoginAttempt, check_login};
+use apppw_core::{Access, Store};
 use pamsm::{Pam, PamError, PamLibExt};
 
 use crate::options::Options;
-use crate::outcome::{Failure, Report};
+use crate::outcome::{Failure, Items, Report};
 
 /// `pam_sm_authenticate`.
 pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Failure> {
     let options = Options::parse(args).map_err(Failure::BadOptions)?;
-    if options.panic_for_tests {
-        panic!("fault injected by the test option fault=panic");
-    }
+    assert!(
+        !options.panic_for_tests,
+        "fault injected by the test option fault=panic"
+    );
     // A broken configuration fails closed, like a bad option: the administrator must fix it.
-    let policy =
-        load_policy(&options.parsed.conf).map_err(|e| Failure::BadOptions(e.to_string()))?;
+    let policy = load_policy(&options.parsed.conf).map_err(Failure::BadConfig)?;
     let user = pamh
         .get_user(None)
         .map_err(|e| Failure::Pam(e, "reading the user name"))?
-        .map(|u| u.to_bytes())
+        .map(std::ffi::CStr::to_bytes)
         .unwrap_or_default();
     let token = pamh
         .get_authtok(None)
         .map_err(|e| Failure::Pam(e, "reading the password"))?
-        .map(|t| t.to_bytes())
+        .map(std::ffi::CStr::to_bytes)
         .unwrap_or_default();
     let service = text_item(pamh.get_service());
     let rhost = text_item(pamh.get_rhost());
@@ -40,18 +41,23 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
         rhost,
         now: unix_now(),
     };
-    let decision = check_login(&options.parsed.db, &policy, &attempt).map_err(Failure::Store)?;
+    // The store is opened whatever the token, so that a broken store is reported the same way for
+    // every attempt.
+    let store = Store::open(&options.parsed.db, Access::Login).map_err(Failure::Store)?;
+    let decision = check_login(&store, &policy, &attempt).map_err(Failure::Store)?;
     Ok(Report::Decided {
         decision,
-        user,
-        service,
-        rhost,
-        ruser,
+        items: Items {
+            user,
+            service,
+            rhost,
+            ruser,
+        },
         debug: options.parsed.debug,
     })
 }
 
-/// `pam_sm_setcred` and `pam_sm_acct_mgmt`: nothing to do but still refuse bad options, so a
+/// Every entry point but `authenticate`: nothing to do but still refuse bad options, so a
 /// misconfigured line fails closed in every group.
 pub fn no_op(args: &[String], answer: PamError) -> Result<Report<'static>, Failure> {
     Options::parse(args).map_err(Failure::BadOptions)?;
@@ -67,6 +73,5 @@ fn text_item(item: Result<Option<&std::ffi::CStr>, PamError>) -> Option<&str> {
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

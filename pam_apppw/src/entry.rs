@@ -1,6 +1,7 @@
-//! The C entry points. pamsm's `pam_module!` generates the `pam_sm_*` functions (the only symbols
-//! this library exports) and calls the trait methods below; each method runs its body inside
-//! `guard`, so no panic ever unwinds into libpam or its host.
+//! The C entry points. pamsm's `pam_module!` generates all six `pam_sm_*` functions (the only
+//! symbols this library exports) and calls the trait methods below. Every one of them is defined
+//! here (pamsm's defaults would answer outside the guard) and runs its body inside `guard`, so no
+//! panic ever unwinds into libpam or its host.
 #![allow(unsafe_code)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,19 +19,35 @@ impl PamServiceModule for PamApppw {
 
     /// Nothing to establish: an app password carries no credentials beyond the login itself.
     fn setcred(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
-        guard(&pamh, "setcred", || {
-            crate::auth::no_op(&args, PamError::SUCCESS)
-        })
+        fixed_answer(&pamh, "setcred", &args, PamError::SUCCESS)
     }
 
     /// apppw has no account policy of its own (an expired or locked Unix account is pam_unix's
     /// to refuse, which is why the examples keep it in the account stack): PAM_IGNORE lets the
     /// other account modules decide. Dovecot always calls this.
     fn acct_mgmt(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
-        guard(&pamh, "account", || {
-            crate::auth::no_op(&args, PamError::IGNORE)
-        })
+        fixed_answer(&pamh, "account", &args, PamError::IGNORE)
     }
+
+    /// apppw changes no password: PAM_IGNORE leaves the password group to its other modules.
+    fn chauthtok(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        fixed_answer(&pamh, "password", &args, PamError::IGNORE)
+    }
+
+    /// No session to open or close: PAM_IGNORE.
+    fn open_session(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        fixed_answer(&pamh, "session", &args, PamError::IGNORE)
+    }
+
+    fn close_session(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        fixed_answer(&pamh, "session", &args, PamError::IGNORE)
+    }
+}
+
+/// An entry point with nothing to decide: checks the options (a bad line fails closed in every
+/// group), then gives `answer`, inside the guard like every other.
+fn fixed_answer(pamh: &Pam, group: &str, args: &[String], answer: PamError) -> PamError {
+    guard(pamh, group, || crate::auth::no_op(args, answer))
 }
 
 /// Runs one entry point's body; a panic becomes a logged PAM_SERVICE_ERR, never an unwind into C

@@ -2,7 +2,7 @@
 //! `fault-injection` feature also take `fault=panic`, which makes `authenticate` panic.
 #![forbid(unsafe_code)]
 
-use apppw_core::module_options::ModuleOptions;
+use apppw_core::module_options::{ModuleOptions, OptionError};
 
 pub struct Options {
     pub parsed: ModuleOptions,
@@ -11,7 +11,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options, String> {
+    pub fn parse(args: &[String]) -> Result<Options, OptionError> {
         let fault = |a: &&String| cfg!(feature = "fault-injection") && a.as_str() == "fault=panic";
         let rest: Vec<&String> = args.iter().filter(|a| !fault(a)).collect();
         Ok(Options {

@@ -66,13 +66,7 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
     let which = CodeRef::parse(&args.id)?;
     let label = args.label.as_deref().map(Label::new).transpose()?;
     let asks_password = !ctx.caller.is_root() && ctx.policy.reauthenticate;
-    let edited = if !args.changes_limits() {
-        let change = Edit {
-            label: label.as_ref(),
-            ..Edit::default()
-        };
-        open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
-    } else {
+    let edited = if args.changes_limits() {
         // Read the code, decide, ask for the password (as the caller) if the edit widens, then
         // apply it only if nobody changed the code meanwhile. Whoever may be asked reads through
         // a helper that becomes the store account, so this process stays the caller for PAM.
@@ -95,6 +89,12 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
             expected_scope: Some(&current),
         };
         open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
+    } else {
+        let change = Edit {
+            label: label.as_ref(),
+            ..Edit::default()
+        };
+        open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
     };
     audit_log::record(ctx, "edited", edited.id, &edited.label, &edited.user);
     if ctx.out.json() {
@@ -112,6 +112,9 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
 /// The id, current limits and creation time of the caller's code `which`, read by a helper
 /// process.
 fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(i64, Scope, i64), CtlError> {
+    fn optional(s: &str) -> Option<&str> {
+        (!s.is_empty()).then_some(s)
+    }
     let text = crate::privilege::read_as_store_account(|| {
         let code = open_store(ctx, false)?.find(&ctx.user, which)?;
         Ok(format!(
@@ -131,9 +134,6 @@ fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(i64, Scope, i64), CtlEr
     let [id, created, services, networks, expires, ..] = lines[..] else {
         return Err(damaged());
     };
-    fn optional(s: &str) -> Option<&str> {
-        (!s.is_empty()).then_some(s)
-    }
     let expires = optional(expires)
         .map(str::parse::<i64>)
         .transpose()

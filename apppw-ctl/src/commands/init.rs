@@ -32,27 +32,26 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
     ctx.require_root("init")?;
     let mut done = Vec::new();
 
-    let gid = match store_gid() {
-        Some(gid) => gid,
-        None => {
-            let status = Command::new("/usr/sbin/groupadd")
-                .args(["--system", STORE_GROUP])
-                .status()
-                .map_err(|e| setup_error(format!("running groupadd --system {STORE_GROUP}"), e))?;
-            if !status.success() {
-                return Err(setup_error(
-                    format!("groupadd --system {STORE_GROUP}"),
-                    status,
-                ));
-            }
-            done.push(format!("created the system group {STORE_GROUP}"));
-            store_gid().ok_or_else(|| {
-                setup_error(
-                    format!("looking up group {STORE_GROUP}"),
-                    "not found after groupadd",
-                )
-            })?
+    let gid = if let Some(gid) = store_gid() {
+        gid
+    } else {
+        let status = Command::new("/usr/sbin/groupadd")
+            .args(["--system", STORE_GROUP])
+            .status()
+            .map_err(|e| setup_error(format!("running groupadd --system {STORE_GROUP}"), e))?;
+        if !status.success() {
+            return Err(setup_error(
+                format!("groupadd --system {STORE_GROUP}"),
+                status,
+            ));
         }
+        done.push(format!("created the system group {STORE_GROUP}"));
+        store_gid().ok_or_else(|| {
+            setup_error(
+                format!("looking up group {STORE_GROUP}"),
+                "not found after groupadd",
+            )
+        })?
     };
 
     if nix::unistd::User::from_name(STORE_ACCOUNT)
@@ -123,9 +122,12 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
     let mut report = if done.is_empty() {
         "Nothing to do: apppw is set up.\n".to_string()
     } else {
-        done.iter()
-            .map(|d| format!("apppw-ctl init: {d}\n"))
-            .collect()
+        done.iter().fold(String::new(), |mut report, d| {
+            report.push_str("apppw-ctl init: ");
+            report.push_str(d);
+            report.push('\n');
+            report
+        })
     };
     if let Some(hint) = setuid_hint() {
         report.push_str(&hint);

@@ -29,9 +29,7 @@ impl LimitArgs {
     pub fn apply(&self, mut base: Scope, now: i64) -> Result<Scope, CtlError> {
         // Bounded like every row a user can write (see max_changes_per_day).
         if self.services.len() > MAX_LISTED || self.networks.len() > MAX_LISTED {
-            return Err(CtlError::Invalid(format!(
-                "a code takes at most {MAX_LISTED} services and {MAX_LISTED} networks"
-            )));
+            return Err(CtlError::TooManyLimits { max: MAX_LISTED });
         }
         if !self.services.is_empty() {
             base.services = self.services.clone();
@@ -40,7 +38,7 @@ impl LimitArgs {
             base.networks = self.networks.clone();
         }
         if let Some(when) = &self.expires {
-            base.expires = Some(parse_expiry(when, now).map_err(CtlError::Invalid)?);
+            base.expires = Some(parse_expiry(when, now).map_err(CtlError::BadExpiry)?);
         }
         Ok(base)
     }
@@ -48,9 +46,7 @@ impl LimitArgs {
 
 /// Settles a requested scope against the site policy (allowed services, lifetime cap).
 pub fn settle(ctx: &Context, scope: Scope, created: i64) -> Result<Scope, CtlError> {
-    ctx.policy
-        .settle_scope(scope, created)
-        .map_err(CtlError::Invalid)
+    Ok(ctx.policy.settle_scope(scope, created)?)
 }
 
 /// `imap,smtp from 192.0.2.0/24 until 2027-01-31 00:00 UTC`, or `-` for a code without limits.

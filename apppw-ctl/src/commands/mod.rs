@@ -12,13 +12,12 @@ pub mod prune;
 pub mod rename;
 pub mod revoke;
 
-use apppw_core::secure_path::check_store_path;
 use apppw_core::{Access, Store};
 
 use crate::context::Context;
 use crate::error::CtlError;
 
-/// Opens the store after checking its directory and file. Only root may create a missing store
+/// Opens the store (`Store::open` checks its directory and file). Only root may create a missing store
 /// (`init`, or `new` as root); anyone else is told to ask root to run `apppw-ctl init`.
 ///
 /// This is the only way to the store, and it first becomes the `apppw` account for good
@@ -29,7 +28,6 @@ use crate::error::CtlError;
 pub fn open_store(ctx: &Context, create: bool) -> Result<Store, CtlError> {
     crate::privilege::become_store_account(ctx.caller.uid)?;
     crate::audit_log::connect();
-    check_store_path(&ctx.store_path).map_err(apppw_core::Error::UnsafePath)?;
     let create = create && ctx.caller.is_root();
     Ok(Store::open(&ctx.store_path, Access::Manage { create })?)
 }
