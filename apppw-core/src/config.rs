@@ -10,7 +10,7 @@ use crate::duration::parse_duration;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::scope::parse_service;
-use crate::secure_path::open_config;
+use crate::secure_path::{OpenConfigError, open_config};
 
 /// Where the configuration lives unless root says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/apppw/apppw.conf";
@@ -64,21 +64,30 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// Reads the policy from `path`; a missing file means the defaults. The file is opened once and
 /// checked as opened (`secure_path::open_config`).
 pub fn load_policy(path: &Path) -> Result<Policy, Error> {
-    let Some(file) = open_config(path)? else {
-        return Ok(Policy::default());
+    let unreadable = |e: std::io::Error| Error::ConfigUnreadable {
+        path: path.into(),
+        reason: e.to_string(),
     };
+    let (file, meta) = match open_config(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(Policy::default()),
+        Err(OpenConfigError::Unsafe(e)) => return Err(Error::UnsafePath(e)),
+        Err(OpenConfigError::Unreadable(e)) => return Err(unreadable(e)),
+    };
+    let too_large = || Error::ConfigTooLarge {
+        path: path.into(),
+        limit: MAX_CONFIG_BYTES,
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
     let mut text = String::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|e| Error::ConfigUnreadable {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        .map_err(unreadable)?;
+    // It grew after the check: still bounded by `take`, still refused.
     if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(Error::ConfigTooLarge {
-            path: path.into(),
-            limit: MAX_CONFIG_BYTES,
-        });
+        return Err(too_large());
     }
     parse_policy(path, &text)
 }

@@ -30,8 +30,9 @@ pub fn store_gid() -> Option<u32> {
         .map(|g| g.gid.as_raw())
 }
 
-/// Groups that may own the store and its directory: root's, and the store group.
-fn trusted_gids() -> Vec<u32> {
+/// Groups that may own the store and its directory: root's, and the store group (one NSS lookup;
+/// look it up once per open).
+pub fn trusted_gids() -> Vec<u32> {
     let mut gids = vec![0];
     gids.extend(store_gid());
     gids
@@ -96,7 +97,7 @@ fn check_ancestors(dir: &Path) -> Result<(), UnsafePath> {
 /// Checks the directories above the store and the store's own directory, by path: every directory
 /// above must be root's alone, the store's directory root's with group root or the store group and
 /// no access for others. A missing directory is left for opening the store to report.
-pub fn check_store_directory(store: &Path) -> Result<(), UnsafePath> {
+pub fn check_store_directory(store: &Path, gids: &[u32]) -> Result<(), UnsafePath> {
     let dir = store
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -115,7 +116,7 @@ pub fn check_store_directory(store: &Path) -> Result<(), UnsafePath> {
                 "Run `apppw-ctl init` as root to create the store directory".into(),
             ));
         }
-        if meta.uid() != 0 || !trusted_gids().contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
+        if meta.uid() != 0 || !gids.contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
             return Err(unsafe_path(
                 &dir,
                 format!(
@@ -137,11 +138,11 @@ pub fn check_store_directory(store: &Path) -> Result<(), UnsafePath> {
 /// Checks the store file as it was opened (`meta` comes from `fstat` on a descriptor opened
 /// without following symlinks): a regular file, root's, group root or the store group, and no
 /// access for others.
-pub fn check_store_file(store: &Path, meta: &Metadata) -> Result<(), UnsafePath> {
+pub fn check_store_file(store: &Path, meta: &Metadata, gids: &[u32]) -> Result<(), UnsafePath> {
     if !meta.file_type().is_file() {
         return Err(not_a_regular_store(store));
     }
-    if meta.uid() != 0 || !trusted_gids().contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
+    if meta.uid() != 0 || !gids.contains(&meta.gid()) || meta.mode() & 0o007 != 0 {
         return Err(unsafe_path(
             store,
             format!(
@@ -172,7 +173,7 @@ pub fn not_a_regular_store(store: &Path) -> UnsafePath {
 /// regular file, root's, and not writable by group or others; its directories must be root's
 /// alone. Returns `Ok(None)` when it does not exist. The caller reads the file it checked, not
 /// whatever the path names a moment later.
-pub fn open_config(config: &Path) -> Result<Option<File>, UnsafePath> {
+pub fn open_config(config: &Path) -> Result<Option<(File, Metadata)>, OpenConfigError> {
     if let Some(dir) = config.parent() {
         check_ancestors(dir)?;
     }
@@ -191,24 +192,13 @@ pub fn open_config(config: &Path) -> Result<Option<File>, UnsafePath> {
     {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_regular()),
-        Err(e) => {
-            return Err(unsafe_path(
-                config,
-                format!("it cannot be opened ({e})"),
-                "Check its permissions and those of its directories".into(),
-            ));
-        }
+        // O_NOFOLLOW's answer when the file itself is a symlink.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_regular().into()),
+        Err(e) => return Err(OpenConfigError::Unreadable(e)),
     };
-    let meta = file.metadata().map_err(|e| {
-        unsafe_path(
-            config,
-            format!("it cannot be examined ({e})"),
-            "Check the file system".into(),
-        )
-    })?;
+    let meta = file.metadata().map_err(OpenConfigError::Unreadable)?;
     if !meta.file_type().is_file() {
-        return Err(not_regular());
+        return Err(not_regular().into());
     }
     if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(unsafe_path(
@@ -219,7 +209,23 @@ pub fn open_config(config: &Path) -> Result<Option<File>, UnsafePath> {
                 meta.mode() & 0o7777
             ),
             format!("Run: chown root {0} && chmod 0644 {0}", config.display()),
-        ));
+        )
+        .into());
     }
-    Ok(Some(file))
+    Ok(Some((file, meta)))
+}
+
+/// Why `open_config` could not give a checked configuration file.
+#[derive(Debug)]
+pub enum OpenConfigError {
+    /// It is not what a trusted file must be.
+    Unsafe(UnsafePath),
+    /// It could not be opened or examined (permissions, I/O).
+    Unreadable(std::io::Error),
+}
+
+impl From<UnsafePath> for OpenConfigError {
+    fn from(e: UnsafePath) -> Self {
+        OpenConfigError::Unsafe(e)
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::login::LoginStore;
 use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
 use crate::scope::Scope;
 use crate::secure_path::{
-    UnsafePath, check_store_directory, check_store_file, not_a_regular_store,
+    UnsafePath, check_store_directory, check_store_file, not_a_regular_store, trusted_gids,
 };
 
 /// Where the store lives unless an administrator says otherwise.
@@ -222,10 +222,9 @@ pub struct Store {
 }
 
 /// How much of the trusted layout `Store::open_file` checks.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum Checks {
-    /// The store's directories, and the file's owner, group and mode.
-    Trusted,
+    /// The store's directories, and the file's owner, group (one of `gids`) and mode.
+    Trusted { gids: Vec<u32> },
     /// Only that the file is a regular, non-empty file: for scratch copies in a caller's own
     /// directory (tests, benchmarks, tools that inspect a copy).
     FileTypeOnly,
@@ -236,74 +235,68 @@ impl Store {
     /// `secure_path::check_store_directory`, and the file, opened without following a symlink, must
     /// pass `secure_path::check_store_file` as opened.
     pub fn open(path: &Path, access: Access) -> Result<Store, Error> {
-        check_store_directory(path)?;
-        Store::open_file(path, access, Checks::Trusted)
+        let gids = trusted_gids();
+        check_store_directory(path, &gids)?;
+        Store::open_file(path, access, &Checks::Trusted { gids })
     }
 
     /// Opens a store without the ownership checks of [`Store::open`]: for stores in a directory
     /// of the caller's own (tests, benchmarks, copies being inspected). Never a symlink, never a
     /// file that is not a store.
     pub fn open_scratch(path: &Path, access: Access) -> Result<Store, Error> {
-        Store::open_file(path, access, Checks::FileTypeOnly)
+        Store::open_file(path, access, &Checks::FileTypeOnly)
     }
 
-    fn open_file(path: &Path, access: Access, checks: Checks) -> Result<Store, Error> {
+    fn open_file(path: &Path, access: Access, checks: &Checks) -> Result<Store, Error> {
         let created = match access {
             Access::Manage { create: true } => create_file_if_missing(path)?,
-            _ => false,
+            _ => None,
         };
         // SQLite opens files by name (it derives the -wal and -shm names from it), so the file is
-        // first opened here without following a symlink and checked as opened; once SQLite has
-        // opened it too, the name must still lead to the same file. Only root and the store
-        // group can rename files in the store's directory, and they can write the store anyway.
-        let checked = inspect_store_file(path, checks)?;
-        if !created && checked.len() == 0 {
+        // first opened here without following a symlink and checked as opened; SQLite's own
+        // descriptor must then be that very file (`opened_by_sqlite`), before anything is read
+        // or written through it.
+        let meta = inspect_store_file(path, checks)?;
+        let checked = FileId::of(&meta);
+        if created.is_some_and(|made| made != checked) {
+            return Err(replaced(path));
+        }
+        if created.is_none() && meta.len() == 0 {
             return Err(Error::NotAStore {
                 path: path.into(),
                 reason: "the file is empty".into(),
             });
         }
-        let store = Store::connect(path, access, created)?;
-        match std::fs::symlink_metadata(path) {
-            Ok(now) if now.dev() == checked.dev() && now.ino() == checked.ino() => Ok(store),
-            _ => Err(Error::UnsafePath(UnsafePath {
-                path: path.into(),
-                problem: "it was replaced while it was being opened".into(),
-                fix: "Find out who else changes the store's directory".into(),
-            })),
-        }
-    }
-
-    /// Opens the SQLite connection to a checked file and configures it for `access`.
-    fn connect(path: &Path, access: Access, created: bool) -> Result<Store, Error> {
-        let conn = if on_read_only_file_system(path) {
-            match access {
-                // Nothing can change the store while its file system is read-only, so SQLite may
-                // read it as immutable: no locks, no -shm to create. Logins keep working; their
-                // last-use writes fail and are skipped.
-                Access::Login => open_immutable(path)?,
-                Access::Manage { .. } => {
-                    return Err(Error::ReadOnly {
-                        path: path.into(),
-                        hint: "The file system holding it is mounted read-only; remount it read-write to make changes",
-                    });
+        let connect = || {
+            opened_by_sqlite(path, checked, || {
+                if on_read_only_file_system(path) {
+                    match access {
+                        // Nothing can change the store while its file system is read-only, so
+                        // SQLite may read it as immutable: no locks, no -shm to create. Logins
+                        // keep working; their last-use writes fail and are skipped.
+                        Access::Login => open_immutable(path),
+                        Access::Manage { .. } => Err(Error::ReadOnly {
+                            path: path.into(),
+                            hint: "The file system holding it is mounted read-only; remount it read-write to make changes",
+                        }),
+                    }
+                } else {
+                    open_read_write(path)
                 }
-            }
-        } else {
-            open_read_write(path)?
+            })
         };
         let mut store = Store {
-            conn,
+            conn: connect()?,
             path: path.into(),
         };
-        match store.configure(access, created) {
+        match store.configure(access, created.is_some()) {
             // A full disk cannot take the -shm file (the WAL index shared between connections)
             // that SQLite creates when the first connection opens. In exclusive locking mode it
             // keeps that index in its own memory instead, so a login can still read the store
             // (and its -wal) while other logins wait their turn behind the busy timeout.
             Err(Error::DiskFull { .. } | Error::WriteFailed { .. }) if access == Access::Login => {
                 drop(store);
-                let conn = open_read_write(path)?;
+                let conn = connect()?;
                 conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
                     .map_err(|e| classify(path, &e))?;
                 let mut store = Store {
@@ -901,7 +894,7 @@ fn check_daily_cap(conn: &Connection, path: &Path, by: &Changer<'_>) -> Result<(
 /// Opens `path` without following a symlink or opening a device (`O_PATH`) and returns what it
 /// is as opened. A symlink, directory, device or FIFO is refused; under `Checks::Trusted`, so is a
 /// file with the wrong owner, group or mode.
-fn inspect_store_file(path: &Path, checks: Checks) -> Result<std::fs::Metadata, Error> {
+fn inspect_store_file(path: &Path, checks: &Checks) -> Result<std::fs::Metadata, Error> {
     let opened = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
@@ -914,7 +907,7 @@ fn inspect_store_file(path: &Path, checks: Checks) -> Result<std::fs::Metadata, 
         .metadata()
         .map_err(|e| unreadable(path, e.to_string()))?;
     match checks {
-        Checks::Trusted => check_store_file(path, &meta)?,
+        Checks::Trusted { gids } => check_store_file(path, &meta, gids)?,
         Checks::FileTypeOnly if !meta.file_type().is_file() => {
             return Err(Error::NotAStore {
                 path: path.into(),
@@ -969,9 +962,11 @@ fn open_immutable(path: &Path) -> Result<Connection, Error> {
     Connection::open_with_flags(uri, flags).map_err(|e| classify(path, &e))
 }
 
-/// Creates an empty store file (owner and group: root and the store group) if none exists. Returns whether it created one. The
-/// file is created here, not by SQLite, so that `O_EXCL|O_NOFOLLOW` and the mode are ours.
-fn create_file_if_missing(path: &Path) -> Result<bool, Error> {
+/// Creates an empty store file, mode 0660 whatever the umask (group: the directory's, the store
+/// group), if none exists. Returns the file it created, if it did. The file is created here, not
+/// by SQLite, so that `O_EXCL|O_NOFOLLOW` and the mode are ours.
+fn create_file_if_missing(path: &Path) -> Result<Option<FileId>, Error> {
+    let cannot = |e: std::io::Error| unreadable(path, format!("cannot create it: {e}"));
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -979,9 +974,85 @@ fn create_file_if_missing(path: &Path) -> Result<bool, Error> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(unreadable(path, format!("cannot create it: {e}"))),
+        Ok(file) => {
+            file.set_permissions(std::fs::Permissions::from_mode(0o660))
+                .map_err(cannot)?;
+            Ok(Some(FileId::of(&file.metadata().map_err(cannot)?)))
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(cannot(e)),
+    }
+}
+
+/// A file as the kernel knows it, whatever its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+fn replaced(path: &Path) -> Error {
+    Error::UnsafePath(UnsafePath {
+        path: path.into(),
+        problem: "it was replaced while it was being opened".into(),
+        fix: "Find out who else changes the store's directory".into(),
+    })
+}
+
+/// This process's open descriptors and the files they are, from /proc/self/fd.
+fn open_files() -> Option<Vec<(String, Option<FileId>)>> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Following the magic link gives the open file itself, renamed or not.
+                let id = std::fs::metadata(entry.path()).ok().map(|m| FileId::of(&m));
+                (name, id)
+            })
+            .collect(),
+    )
+}
+
+/// Runs `open` (which opens an SQLite connection by name) and makes sure SQLite is reading the
+/// `checked` file, so that a name swapped between the check and SQLite's open is refused:
+/// either a descriptor the open added is that file, or SQLite reused one this process already
+/// had on it (it does, for a file it has open elsewhere) and the name still leads there. Without
+/// /proc (a bare chroot) only the name is checked again.
+fn opened_by_sqlite(
+    path: &Path,
+    checked: FileId,
+    open: impl FnOnce() -> Result<Connection, Error>,
+) -> Result<Connection, Error> {
+    let before = open_files();
+    let conn = open()?;
+    let name_still_leads_there =
+        || std::fs::symlink_metadata(path).is_ok_and(|m| FileId::of(&m) == checked);
+    let verified = match (before, open_files()) {
+        (Some(before), Some(after)) => {
+            let added = |(fd, id): &&(String, Option<FileId>)| {
+                !before.iter().any(|(old, old_id)| old == fd && old_id == id)
+            };
+            let ours = |(_, id): &&(String, Option<FileId>)| *id == Some(checked);
+            after.iter().filter(added).any(|f| ours(&f))
+                || (after.iter().any(|f| ours(&f)) && name_still_leads_there())
+        }
+        _ => name_still_leads_there(),
+    };
+    if verified {
+        Ok(conn)
+    } else {
+        Err(replaced(path))
     }
 }
 

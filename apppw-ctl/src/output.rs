@@ -248,7 +248,7 @@ pub fn show_events(out: &Output, events: &[Event], with_user: bool) -> Result<()
 /// How long apppw-ctl waits for a caller's terminal or pipe to take its output. By then it runs
 /// as the apppw account, which the caller cannot kill: a pipe nobody reads or a terminal held
 /// with Ctrl-S must not keep it alive for ever.
-const OUTPUT_DEADLINE: Duration = Duration::from_mins(1);
+const OUTPUT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Writes `bytes` to `fd` in pieces that fit once `poll` says there is room (a pipe then takes at
 /// least PIPE_BUF bytes without blocking), giving up after [`OUTPUT_DEADLINE`].

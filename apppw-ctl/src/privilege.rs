@@ -48,7 +48,7 @@ static MODE: OnceLock<Mode> = OnceLock::new();
 /// When `at_start` ran. The caller may stop the process for as long as they like before it
 /// reaches the store; what it decided then (the policy read, the password confirmed) must not be
 /// acted on days later, so the store phase refuses to begin after this long.
-const MAX_WAIT_BEFORE_STORE: std::time::Duration = std::time::Duration::from_mins(15);
+const MAX_WAIT_BEFORE_STORE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
 
 /// Resets priorities and limits while root, then drops to the caller, keeping the store account

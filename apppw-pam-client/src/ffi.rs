@@ -129,15 +129,15 @@ unsafe extern "C" fn trampoline(
                         return Err(i);
                     };
                     let end = answer.iter().position(|&b| b == 0).unwrap_or(answer.len());
-                    // SAFETY: malloc of end+1 bytes, filled and NUL-terminated below.
-                    let copy = unsafe { libc::malloc(end + 1) }.cast::<u8>();
+                    // SAFETY: calloc of end+1 zeroed bytes (initialized, so a slice may cover
+                    // them), filled below; the last stays the NUL.
+                    let copy = unsafe { libc::calloc(end + 1, 1) }.cast::<u8>();
                     if copy.is_null() {
                         return Err(i);
                     }
                     // SAFETY: copy has end+1 bytes, just allocated and owned by nobody else.
                     let target = unsafe { std::slice::from_raw_parts_mut(copy, end + 1) };
                     target[..end].copy_from_slice(&answer[..end]);
-                    target[end] = 0;
                     entries[i].resp = copy.cast::<c_char>();
                 }
                 PAM_ERROR_MSG => state.conversation.show(&text, true),
