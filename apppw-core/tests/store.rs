@@ -909,3 +909,70 @@ fn the_trusted_open_checks_the_file_it_opened() {
     std::fs::rename(&real, &f.path).unwrap();
     assert!(Store::open(&f.path, Access::Manage { create: false }).is_ok());
 }
+
+/// The attack a hostile review ran against the first version of the check above: a store that
+/// someone swaps with a foreign copy (RENAME_EXCHANGE, back and forth) while it is being opened.
+/// Every open either refuses or reads the genuine file; before SQLite's own descriptor was
+/// checked, about half the opens read the foreign copy.
+#[test]
+#[ignore = "needs root: the store's directories must be root's (CI runs it)"]
+fn a_store_swapped_while_it_opens_is_never_read() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    assert!(
+        nix::unistd::getuid().is_root(),
+        "run as root: `cargo test -- --include-ignored` under sudo"
+    );
+    let mut f = Fixture::new();
+    f.mint("alice", "Genuine");
+    let foreign = f.path.with_extension("foreign");
+    std::fs::copy(&f.path, &foreign).unwrap();
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute("UPDATE app_passwords SET label = 'Foreign'", [])
+        .unwrap();
+    std::os::unix::fs::chown(&foreign, Some(1234), Some(1234)).unwrap();
+    /// Stops the swapping thread however the test ends (a failed assertion included).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let (mut genuine, mut refused) = (0, 0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = nix::fcntl::renameat2(
+                    None,
+                    &f.path,
+                    None,
+                    &foreign,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                );
+            }
+        });
+        let _stop = StopOnDrop(&stop);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            match Store::open(&f.path, Access::Login) {
+                Ok(store) => {
+                    let labels: Vec<String> = store
+                        .audit(None)
+                        .map(|codes| codes.into_iter().map(|c| c.label).collect())
+                        .unwrap_or_default();
+                    assert!(
+                        !labels.iter().any(|l| l == "Foreign"),
+                        "the foreign copy was read after {genuine} genuine opens"
+                    );
+                    genuine += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+    });
+    eprintln!(
+        "RELIABILITY swapped store: {genuine} opens read the genuine file, {refused} refused, none the foreign one"
+    );
+    assert!(genuine + refused > 100, "too few opens to mean anything");
+}
