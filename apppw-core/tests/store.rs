@@ -918,6 +918,13 @@ fn the_trusted_open_checks_the_file_it_opened() {
 #[ignore = "needs root: the store's directories must be root's (CI runs it)"]
 fn a_store_swapped_while_it_opens_is_never_read() {
     use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the swapping thread however the test ends (a failed assertion included).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     assert!(
         nix::unistd::getuid().is_root(),
         "run as root: `cargo test -- --include-ignored` under sudo"
@@ -931,13 +938,6 @@ fn a_store_swapped_while_it_opens_is_never_read() {
         .execute("UPDATE app_passwords SET label = 'Foreign'", [])
         .unwrap();
     std::os::unix::fs::chown(&foreign, Some(1234), Some(1234)).unwrap();
-    /// Stops the swapping thread however the test ends (a failed assertion included).
-    struct StopOnDrop<'a>(&'a AtomicBool);
-    impl Drop for StopOnDrop<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
     let stop = AtomicBool::new(false);
     let (mut genuine, mut refused) = (0, 0);
     std::thread::scope(|scope| {
