@@ -143,11 +143,10 @@ pub struct Login {
     pub stderr: String,
 }
 
-pub const PAM_SUCCESS: i32 = 0;
-pub const PAM_SERVICE_ERR: i32 = 3;
-pub const PAM_PERM_DENIED: i32 = 6;
-pub const PAM_AUTH_ERR: i32 = 7;
-pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+/// The PAM result codes the tests compare with, from their one definition.
+pub use apppw_pam_client::{
+    PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
+};
 
 /// A scratch world: a store path, a PAM service directory, and a copy of the module under its
 /// installed name (so log lines say `pam_apppw(...)`).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use apppw_pam_client::{FixedSecret, PAM_SUCCESS, Transaction};
+use apppw_pam_client::{FixedSecret, Transaction};
 use apppw_tests::system::system;
 use apppw_tests::*;
 use zeroize::Zeroizing;
