@@ -148,6 +148,59 @@ pub use apppw_pam_client::{
     PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
 };
 
+/// A step of a PAM transaction that pam-client reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// pam_authenticate, printed as `authenticate=<code> <text>`.
+    Authenticate,
+    /// pam_acct_mgmt, printed as `acct_mgmt=<code> <text>`.
+    AcctMgmt,
+}
+
+/// One line of pam-client's verdicts: the step, its PAM result code, and libpam's text for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub step: Step,
+    pub code: i32,
+    pub text: String,
+}
+
+impl Verdict {
+    /// Parses `authenticate=<code> <text>` or `acct_mgmt=<code> <text>`; `None` for any other
+    /// line. A line that names a step but has no number after `=` fails the test.
+    pub fn parse(line: &str) -> Option<Verdict> {
+        let (step, rest) = if let Some(rest) = line.strip_prefix("authenticate=") {
+            (Step::Authenticate, rest)
+        } else if let Some(rest) = line.strip_prefix("acct_mgmt=") {
+            (Step::AcctMgmt, rest)
+        } else {
+            return None;
+        };
+        let (code, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code = code
+            .parse()
+            .unwrap_or_else(|_| panic!("a pam-client verdict without a code: {line:?}"));
+        Some(Verdict {
+            step,
+            code,
+            text: text.to_owned(),
+        })
+    }
+}
+
+/// Every verdict pam-client printed, in order. Its only other lines, `resources ...` (from
+/// `--resources`), are left out; anything else fails the test.
+pub fn verdicts(stdout: &str) -> Vec<Verdict> {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with("resources "))
+        .map(|l| {
+            Verdict::parse(l)
+                .unwrap_or_else(|| panic!("not a pam-client verdict: {l:?} in {stdout:?}"))
+        })
+        .collect()
+}
+
 /// A scratch world: a store path, a PAM service directory, and a copy of the module under its
 /// installed name (so log lines say `pam_apppw(...)`).
 pub struct World {
@@ -259,24 +312,23 @@ impl World {
             .env("PAM_WRAPPER_DEBUGLEVEL", "2");
         let out = exclusively(|| run_with_stdin(cmd, password));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let code = |step: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(step))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse::<i32>().ok())
-        };
         let all_stderr = String::from_utf8_lossy(&out.stderr);
+        let verdicts = verdicts(&stdout);
+        let code = |step: Step| {
+            let mut codes = verdicts.iter().filter(|v| v.step == step).map(|v| v.code);
+            let code = codes.next();
+            assert!(
+                codes.next().is_none(),
+                "one login, two {step:?} verdicts: {stdout}"
+            );
+            code
+        };
         let (log, other): (Vec<&str>, Vec<&str>) =
             all_stderr.lines().partition(|l| l.contains("SYSLOG("));
         Login {
-            auth: code("authenticate=").unwrap_or_else(|| {
-                panic!(
-                    "pam-client gave no verdict: {stdout} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            }),
-            account: code("acct_mgmt="),
+            auth: code(Step::Authenticate)
+                .unwrap_or_else(|| panic!("pam-client gave no verdict: {stdout} {all_stderr}")),
+            account: code(Step::AcctMgmt),
             log: log.join("\n"),
             stderr: other.join("\n"),
         }

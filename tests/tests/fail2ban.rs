@@ -19,11 +19,11 @@ fn login(user: &str, password: &str, rhost: &str) -> i32 {
     let mut cmd = Command::new(artifact_dir().join("pam-client"));
     cmd.args([SERVICE, user, "--rhost", rhost]);
     let out = run_with_stdin(cmd, password.as_bytes());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("authenticate="))
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .expect("a verdict")
+    let verdicts = verdicts(&stdout(&out));
+    match verdicts.as_slice() {
+        [first, ..] if first.step == Step::Authenticate => first.code,
+        _ => panic!("no authenticate verdict: {verdicts:?} {}", stderr(&out)),
+    }
 }
 
 #[test]

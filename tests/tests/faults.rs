@@ -88,9 +88,11 @@ fn concurrent_logins_while_codes_come_and_go_never_get_a_wrong_answer() {
                     let mut cmd = Command::new(artifact_dir().join("pam-client"));
                     cmd.args(["apppw-faults-conc", BOB, "--no-account", "--repeat", "10"]);
                     let out = run_with_stdin(cmd, code.as_bytes());
-                    for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    for verdict in verdicts(&stdout(&out)) {
                         answers.fetch_add(1, Ordering::Relaxed);
-                        if line.starts_with("authenticate=0 ") != expect_ok {
+                        let accepted =
+                            verdict.step == Step::Authenticate && verdict.code == PAM_SUCCESS;
+                        if accepted != expect_ok {
                             wrong.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -387,8 +389,9 @@ fn ten_thousand_load_login_unload_cycles_leak_nothing() {
         };
         (
             out.status.code(),
-            text.lines()
-                .filter(|l| l.starts_with("authenticate=0 "))
+            verdicts(&text)
+                .iter()
+                .filter(|v| v.step == Step::Authenticate && v.code == PAM_SUCCESS)
                 .count(),
             usage("first"),
             usage("last"),

@@ -324,7 +324,8 @@ fn hostile_user_names_are_plain_refusals_on_one_log_line() {
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", &w.services);
     let out = run_with_stdin(cmd, code.as_bytes());
-    assert!(stdout(&out).contains("authenticate=7 "), "{}", stdout(&out));
+    let auth: Vec<i32> = verdicts(&stdout(&out)).iter().map(|v| v.code).collect();
+    assert_eq!(auth, [PAM_AUTH_ERR], "{}", stdout(&out));
 }
 
 /// A user name that is not UTF-8.
