@@ -11,6 +11,7 @@ pub mod mail;
 pub mod syslog;
 pub mod system;
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -77,11 +78,73 @@ pub fn pam_wrapper_library() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// A command with pam_wrapper preloaded, so that libpam in it reads its service files from a
+/// directory of ours instead of /etc/pam.d: the one place that sets pam_wrapper's environment.
+/// What the modules log with pam_syslog goes to the command's stderr as
+/// `PWRAP_DEBUG[...] - SYSLOG(<priority>): <message>` lines, beside pam_wrapper's own
+/// `PWRAP_...` lines.
+pub struct PamWrapped {
+    cmd: Command,
+    preload: OsString,
+}
+
+impl PamWrapped {
+    /// `cmd` with libpam reading its services from `services`.
+    pub fn new(mut cmd: Command, services: &Path) -> PamWrapped {
+        cmd.env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", services)
+            .env("PAM_WRAPPER_DEBUGLEVEL", "2");
+        PamWrapped {
+            cmd,
+            preload: pam_wrapper_library()
+                .expect("libpam_wrapper.so is missing: scripts/packages.sh installs it (Debian: libpam-wrapper)")
+                .into_os_string(),
+        }
+    }
+
+    /// Preloads `library` too, after pam_wrapper (libfaketime, to move the clock).
+    pub fn preload(mut self, library: &Path) -> PamWrapped {
+        self.preload.push(" ");
+        self.preload.push(library);
+        self
+    }
+
+    /// Sets an environment variable of the command (FAKETIME for libfaketime, say).
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> PamWrapped {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Leaves the module's log lines out of stderr (pam_wrapper writes only its errors).
+    pub fn quiet(self) -> PamWrapped {
+        self.env("PAM_WRAPPER_DEBUGLEVEL", "0")
+    }
+
+    /// Runs the command with `stdin`, taking turns with every other wrapped run on this machine
+    /// (see [`exclusively`] for why they must).
+    pub fn run(self, stdin: &[u8]) -> Output {
+        let cmd = self.into_command();
+        exclusively(|| run_with_stdin(cmd, stdin))
+    }
+
+    /// The command, for a caller that must start several wrapped processes at once and so cannot
+    /// take turns: only the benchmark, whose workers all read one service directory.
+    pub fn without_turns(self) -> Command {
+        self.into_command()
+    }
+
+    fn into_command(mut self) -> Command {
+        self.cmd.env("LD_PRELOAD", &self.preload);
+        self.cmd
+    }
+}
+
 /// Holds an exclusive lock shared by every test process on this machine while `f` runs.
 ///
 /// pam_wrapper picks its private copy of the service directory by probing /tmp/pam.X with lstat
 /// and then mkdir, so two wrapped processes starting together can share one directory and read
-/// each other's services. Wrapped logins therefore take turns. useradd also takes turns.
+/// each other's services, and the first to exit removes it under the other. Wrapped runs
+/// ([`PamWrapped::run`]) therefore take turns. useradd also takes turns.
 fn exclusively<T>(f: impl FnOnce() -> T) -> T {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -293,24 +356,20 @@ impl World {
         rhost: Option<&str>,
         faketime: Option<&str>,
     ) -> Login {
-        let wrapper = pam_wrapper_library().expect("libpam-wrapper is installed");
         let client = built("pam-client");
         let mut cmd = as_user(run_as, &client);
         cmd.arg(service).arg(user);
         if let Some(rhost) = rhost {
             cmd.args(["--rhost", rhost]);
         }
-        let mut preload = wrapper.into_os_string();
+        let mut wrapped = PamWrapped::new(cmd, &self.services);
         if let Some(offset) = faketime {
-            preload.push(" ");
-            preload.push(FAKETIME_LIBRARY);
-            cmd.env("FAKETIME", offset).env("DONT_FAKE_MONOTONIC", "1");
+            wrapped = wrapped
+                .preload(Path::new(FAKETIME_LIBRARY))
+                .env("FAKETIME", offset)
+                .env("DONT_FAKE_MONOTONIC", "1");
         }
-        cmd.env("LD_PRELOAD", preload)
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &self.services)
-            .env("PAM_WRAPPER_DEBUGLEVEL", "2");
-        let out = exclusively(|| run_with_stdin(cmd, password));
+        let out = wrapped.run(password);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let all_stderr = String::from_utf8_lossy(&out.stderr);
         let verdicts = verdicts(&stdout);

@@ -362,7 +362,6 @@ fn ten_thousand_load_login_unload_cycles_leak_nothing() {
     let w = World::new();
     w.apppw_service("imap", "");
     let (_, code) = w.mint(ALICE, "Phone");
-    let wrapper = pam_wrapper_library().unwrap();
     let run = |password: &str, repeat: &str, extra: &[&str]| {
         let mut cmd = Command::new(artifact_dir().join("pam-client"));
         cmd.args([
@@ -373,11 +372,8 @@ fn ten_thousand_load_login_unload_cycles_leak_nothing() {
             "--repeat",
             repeat,
         ])
-        .args(extra)
-        .env("LD_PRELOAD", &wrapper)
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", &w.services);
-        let out = run_with_stdin(cmd, password.as_bytes());
+        .args(extra);
+        let out = PamWrapped::new(cmd, &w.services).run(password.as_bytes());
         let text = stdout(&out);
         let usage = |which: &str| -> (u64, u64) {
             let line = text

@@ -320,10 +320,7 @@ fn hostile_user_names_are_plain_refusals_on_one_log_line() {
     // Not UTF-8: passed as raw bytes through libpam.
     let mut cmd = std::process::Command::new(artifact_dir().join("pam-client"));
     cmd.arg("imap").arg(std::ffi::OsStr::new(non_utf8_user()));
-    cmd.env("LD_PRELOAD", pam_wrapper_library().unwrap())
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", &w.services);
-    let out = run_with_stdin(cmd, code.as_bytes());
+    let out = PamWrapped::new(cmd, &w.services).run(code.as_bytes());
     let auth: Vec<i32> = verdicts(&stdout(&out)).iter().map(|v| v.code).collect();
     assert_eq!(auth, [PAM_AUTH_ERR], "{}", stdout(&out));
 }
