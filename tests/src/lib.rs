@@ -317,59 +317,95 @@ impl World {
         )
     }
 
-    /// Logs in through the real libpam as Dovecot does.
-    pub fn login(&self, service: &str, user: &str, password: &[u8], rhost: Option<&str>) -> Login {
-        self.login_as(None, service, user, password, rhost)
+    /// A login through the real libpam as Dovecot makes one: `user` gives `password` to
+    /// `service`. Say more with [`LoginAttempt`]'s methods, then [`run`](LoginAttempt::run) it.
+    pub fn login(
+        &self,
+        service: &str,
+        user: impl AsRef<OsStr>,
+        password: impl AsRef<[u8]>,
+    ) -> LoginAttempt<'_> {
+        LoginAttempt {
+            world: self,
+            service: service.to_owned(),
+            user: user.as_ref().to_owned(),
+            password: password.as_ref().to_vec(),
+            rhost: None,
+            client_user: None,
+            clock: None,
+        }
     }
 
-    /// The same, with the PAM client running as `run_as` (a real unprivileged user).
-    pub fn login_as(
-        &self,
-        run_as: Option<&str>,
-        service: &str,
-        user: &str,
-        password: &[u8],
-        rhost: Option<&str>,
-    ) -> Login {
-        self.login_with(run_as, service, user, password, rhost, None)
+    /// Runs apppw-ctl as root with `--db` pointing at this world's store.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(ctl_binary());
+        cmd.arg("--db").arg(&self.store).args(args);
+        run_with_stdin(cmd, b"")
     }
 
-    /// The same, with the clock of the login process moved by `faketime` (libfaketime's
-    /// FAKETIME syntax, e.g. "+100d"): how expiry is tested through the real module.
-    pub fn login_later(
-        &self,
-        faketime: &str,
-        service: &str,
-        user: &str,
-        password: &[u8],
-        rhost: Option<&str>,
-    ) -> Login {
-        self.login_with(None, service, user, password, rhost, Some(faketime))
+    /// Mints a code as root for `user` and returns (id, code as shown).
+    pub fn mint(&self, user: &str, label: &str) -> (i64, String) {
+        let out = self.ctl(&["--user", user, "--json", "new", label]);
+        assert_success(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from new");
+        (
+            v["id"].as_i64().expect("id"),
+            v["code"].as_str().expect("code").to_string(),
+        )
+    }
+}
+
+/// A login to be made through the real libpam: pam-client (a PAM application shaped like
+/// Dovecot's passdb) under pam_wrapper, with its world's service files.
+#[must_use = "nothing happens until the login is run"]
+pub struct LoginAttempt<'w> {
+    world: &'w World,
+    service: String,
+    user: OsString,
+    password: Vec<u8>,
+    rhost: Option<String>,
+    client_user: Option<String>,
+    clock: Option<String>,
+}
+
+impl LoginAttempt<'_> {
+    /// The client's address, set as PAM_RHOST.
+    pub fn from(mut self, rhost: &str) -> Self {
+        self.rhost = Some(rhost.to_owned());
+        self
     }
 
-    fn login_with(
-        &self,
-        run_as: Option<&str>,
-        service: &str,
-        user: &str,
-        password: &[u8],
-        rhost: Option<&str>,
-        faketime: Option<&str>,
-    ) -> Login {
+    /// Runs the PAM application as the real unprivileged user `user`, as a service that does
+    /// not run as root would.
+    pub fn client_as(mut self, user: &str) -> Self {
+        self.client_user = Some(user.to_owned());
+        self
+    }
+
+    /// Moves the clock of the login process by `offset`, in libfaketime's FAKETIME syntax
+    /// (`"+31d"`): how expiry is tested through the real module.
+    pub fn at_offset(mut self, offset: &str) -> Self {
+        self.clock = Some(offset.to_owned());
+        self
+    }
+
+    /// Logs in (taking turns with every other wrapped run) and reports what libpam answered and
+    /// what was logged.
+    pub fn run(self) -> Login {
         let client = built("pam-client");
-        let mut cmd = as_user(run_as, &client);
-        cmd.arg(service).arg(user);
-        if let Some(rhost) = rhost {
+        let mut cmd = as_user(self.client_user.as_deref(), &client);
+        cmd.arg(&self.service).arg(&self.user);
+        if let Some(rhost) = &self.rhost {
             cmd.args(["--rhost", rhost]);
         }
-        let mut wrapped = PamWrapped::new(cmd, &self.services);
-        if let Some(offset) = faketime {
+        let mut wrapped = PamWrapped::new(cmd, &self.world.services);
+        if let Some(offset) = &self.clock {
             wrapped = wrapped
                 .preload(Path::new(FAKETIME_LIBRARY))
                 .env("FAKETIME", offset)
                 .env("DONT_FAKE_MONOTONIC", "1");
         }
-        let out = wrapped.run(password);
+        let out = wrapped.run(&self.password);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let all_stderr = String::from_utf8_lossy(&out.stderr);
         let verdicts = verdicts(&stdout);
@@ -391,24 +427,6 @@ impl World {
             log: log.join("\n"),
             stderr: other.join("\n"),
         }
-    }
-
-    /// Runs apppw-ctl as root with `--db` pointing at this world's store.
-    pub fn ctl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(ctl_binary());
-        cmd.arg("--db").arg(&self.store).args(args);
-        run_with_stdin(cmd, b"")
-    }
-
-    /// Mints a code as root for `user` and returns (id, code as shown).
-    pub fn mint(&self, user: &str, label: &str) -> (i64, String) {
-        let out = self.ctl(&["--user", user, "--json", "new", label]);
-        assert_success(&out);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from new");
-        (
-            v["id"].as_i64().expect("id"),
-            v["code"].as_str().expect("code").to_string(),
-        )
     }
 }
 

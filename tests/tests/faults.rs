@@ -298,7 +298,7 @@ fn a_full_disk_fails_the_cli_cleanly_and_logins_go_on() {
     // Logins with existing codes keep working; the last-use write is skipped and logged.
     let w = World::new();
     w.service("imap", &w.apppw_service_text(&store, ""));
-    let login = w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.3"));
+    let login = w.login("imap", ALICE, &code).from("192.0.2.3").run();
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(login.auth, PAM_SUCCESS, "{}", login.log);
     assert_eq!(dump_store(&store), before);
@@ -330,7 +330,7 @@ fn a_read_only_store_still_logs_in_and_the_cli_explains() {
     assert!(remount.success());
     let w = World::new();
     w.service("imap", &w.apppw_service_text(&store, ""));
-    let login = w.login("imap", ALICE, code.as_bytes(), None);
+    let login = w.login("imap", ALICE, &code).run();
     let mut cmd = Command::new(ctl_binary());
     cmd.args(["--db", db, "--user", ALICE, "revoke", "Phone"]);
     let out = run_with_stdin(cmd, b"");

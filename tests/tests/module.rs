@@ -33,7 +33,7 @@ fn a_fresh_code_logs_in_however_it_is_typed() {
     let compact: String = code.split_whitespace().collect();
     let dashed = code.replace(' ', "-");
     for typed in [code.clone(), compact.clone(), code.to_uppercase(), dashed] {
-        let login = w.login("imap", ALICE, typed.as_bytes(), Some("192.0.2.10"));
+        let login = w.login("imap", ALICE, &typed).from("192.0.2.10").run();
         assert_eq!(login.auth, PAM_SUCCESS, "{typed:?}: {}", login.log);
         assert_eq!(login.account, Some(PAM_SUCCESS));
         assert!(
@@ -66,7 +66,7 @@ fn wrong_foreign_empty_and_huge_tokens_are_refused() {
         ("binary", b"\xff\xfe\x01\x02 kq7m"),
     ];
     for (what, token) in cases {
-        let login = w.login("imap", ALICE, token, Some("192.0.2.10"));
+        let login = w.login("imap", ALICE, token).from("192.0.2.10").run();
         assert_eq!(login.auth, PAM_AUTH_ERR, "{what}: {}", login.log);
         assert!(
             login.log.contains("authentication failure;"),
@@ -80,14 +80,8 @@ fn wrong_foreign_empty_and_huge_tokens_are_refused() {
         );
     }
     // The right code still works for its owner only.
-    assert_eq!(
-        w.login("imap", ALICE, alices.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
-    assert_eq!(
-        w.login("imap", BOB, alices.as_bytes(), None).auth,
-        PAM_AUTH_ERR
-    );
+    assert_eq!(w.login("imap", ALICE, &alices).run().auth, PAM_SUCCESS);
+    assert_eq!(w.login("imap", BOB, &alices).run().auth, PAM_AUTH_ERR);
 }
 
 #[test]
@@ -95,24 +89,12 @@ fn a_revoked_code_is_refused_at_once() {
     let Some(w) = world() else { return };
     let (id, phone) = w.mint(ALICE, "Phone");
     let (_, laptop) = w.mint(ALICE, "Laptop");
-    assert_eq!(
-        w.login("imap", ALICE, phone.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
+    assert_eq!(w.login("imap", ALICE, &phone).run().auth, PAM_SUCCESS);
     assert_success(&w.ctl(&["--user", ALICE, "revoke", &id.to_string()]));
-    assert_eq!(
-        w.login("imap", ALICE, phone.as_bytes(), None).auth,
-        PAM_AUTH_ERR
-    );
-    assert_eq!(
-        w.login("imap", ALICE, laptop.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
+    assert_eq!(w.login("imap", ALICE, &phone).run().auth, PAM_AUTH_ERR);
+    assert_eq!(w.login("imap", ALICE, &laptop).run().auth, PAM_SUCCESS);
     assert_success(&w.ctl(&["--user", ALICE, "revoke", "--all"]));
-    assert_eq!(
-        w.login("imap", ALICE, laptop.as_bytes(), None).auth,
-        PAM_AUTH_ERR
-    );
+    assert_eq!(w.login("imap", ALICE, &laptop).run().auth, PAM_AUTH_ERR);
 }
 
 #[test]
@@ -121,7 +103,9 @@ fn last_use_records_service_and_remote_host() {
     let (_, code) = w.mint(ALICE, "Phone");
     w.apppw_service("smtp", "");
     assert_eq!(
-        w.login("smtp", ALICE, code.as_bytes(), Some("2001:db8::25"))
+        w.login("smtp", ALICE, &code)
+            .from("2001:db8::25")
+            .run()
             .auth,
         PAM_SUCCESS
     );
@@ -134,8 +118,7 @@ fn last_use_records_service_and_remote_host() {
     assert_eq!(listed[0]["use_count"], 1);
     // A second login within the minute is not written again.
     assert_eq!(
-        w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.1"))
-            .auth,
+        w.login("imap", ALICE, &code).from("192.0.2.1").run().auth,
         PAM_SUCCESS
     );
     let listed: serde_json::Value =
@@ -152,7 +135,7 @@ fn missing_corrupt_and_foreign_stores_are_unavailable_never_success() {
     std::fs::rename(&w.store, &real).unwrap();
 
     let check = |what: &str| {
-        let login = w.login("imap", ALICE, code.as_bytes(), None);
+        let login = w.login("imap", ALICE, &code).run();
         assert_eq!(login.auth, PAM_AUTHINFO_UNAVAIL, "{what}: {}", login.log);
         assert!(
             login.log.contains(&w.store.display().to_string()),
@@ -191,7 +174,7 @@ fn a_store_the_service_cannot_read_is_unavailable() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let login = w.login_as(Some(BOB), "imap", ALICE, code.as_bytes(), None);
+    let login = w.login("imap", ALICE, &code).client_as(BOB).run();
     assert_eq!(login.auth, PAM_AUTHINFO_UNAVAIL, "{}", login.log);
 }
 
@@ -208,7 +191,7 @@ fn bad_module_options_fail_closed_in_every_group() {
                 db = w.store.display()
             ),
         );
-        let login = w.login("bad", ALICE, code.as_bytes(), None);
+        let login = w.login("bad", ALICE, &code).run();
         assert_eq!(login.auth, PAM_SERVICE_ERR, "{options}: {}", login.log);
         assert!(login.log.contains("bad configuration"), "{}", login.log);
     }
@@ -220,7 +203,7 @@ fn bad_module_options_fail_closed_in_every_group() {
             w.module.display()
         ),
     );
-    let login = w.login("bad-account", ALICE, b"x", None);
+    let login = w.login("bad-account", ALICE, b"x").run();
     assert_eq!(login.auth, PAM_SUCCESS);
     assert_eq!(login.account, Some(PAM_SERVICE_ERR));
 }
@@ -239,7 +222,7 @@ fn account_management_defers_to_the_other_modules() {
         ),
     );
     assert_eq!(
-        w.login("with-permit", ALICE, code.as_bytes(), None).account,
+        w.login("with-permit", ALICE, &code).run().account,
         Some(PAM_SUCCESS)
     );
     // ...alone it decides nothing, which libpam turns into a refusal (documented in the README).
@@ -248,7 +231,7 @@ fn account_management_defers_to_the_other_modules() {
         &format!("auth required {m} db={db}\naccount required {m}\n"),
     );
     assert_eq!(
-        w.login("alone", ALICE, code.as_bytes(), None).account,
+        w.login("alone", ALICE, &code).run().account,
         Some(PAM_PERM_DENIED)
     );
 }
@@ -258,7 +241,7 @@ fn the_apppw_ctl_service_never_accepts_an_app_password() {
     let Some(w) = world() else { return };
     let (_, code) = w.mint(ALICE, "Phone");
     w.apppw_service("apppw-ctl", "debug");
-    let login = w.login("apppw-ctl", ALICE, code.as_bytes(), None);
+    let login = w.login("apppw-ctl", ALICE, &code).run();
     assert_eq!(login.auth, PAM_AUTH_ERR, "{}", login.log);
     assert!(
         login
@@ -280,7 +263,7 @@ fn a_user_name_that_looks_like_a_code_is_not_logged() {
         "kq7m vz2c.9hxt p4we",
         "user kq7mvz2c9hxtp4we",
     ] {
-        let login = w.login("imap", code_like, b"kq7m vz2c 9hxt p4we", None);
+        let login = w.login("imap", code_like, b"kq7m vz2c 9hxt p4we").run();
         assert_eq!(login.auth, PAM_AUTH_ERR);
         assert!(
             !login.log.contains("kq7m") && !login.log.contains("9hxt"),
@@ -303,7 +286,7 @@ fn hostile_user_names_are_plain_refusals_on_one_log_line() {
         ("escape sequence", "\x1b[2Japppw-alice"),
         ("right-to-left mark", "apppw-\u{202e}alice"),
     ] {
-        let login = w.login("imap", user, code.as_bytes(), Some("192.0.2.8"));
+        let login = w.login("imap", user, &code).from("192.0.2.8").run();
         assert_ne!(login.auth, PAM_SUCCESS, "{what}");
         for line in login.log.lines() {
             assert!(
@@ -318,11 +301,8 @@ fn hostile_user_names_are_plain_refusals_on_one_log_line() {
         );
     }
     // Not UTF-8: passed as raw bytes through libpam.
-    let mut cmd = std::process::Command::new(artifact_dir().join("pam-client"));
-    cmd.arg("imap").arg(std::ffi::OsStr::new(non_utf8_user()));
-    let out = PamWrapped::new(cmd, &w.services).run(code.as_bytes());
-    let auth: Vec<i32> = verdicts(&stdout(&out)).iter().map(|v| v.code).collect();
-    assert_eq!(auth, [PAM_AUTH_ERR], "{}", stdout(&out));
+    let login = w.login("imap", non_utf8_user(), &code).run();
+    assert_eq!(login.auth, PAM_AUTH_ERR, "{}", login.log);
 }
 
 /// A user name that is not UTF-8.

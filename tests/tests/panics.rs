@@ -25,7 +25,7 @@ fn a_panic_in_authenticate_is_contained() {
     let (_, code) = w.mint("apppw-alice", "Phone");
     std::fs::copy(&faulty, &w.module).unwrap();
     w.apppw_service("imap", "fault=panic");
-    let login = w.login("imap", "apppw-alice", code.as_bytes(), None);
+    let login = w.login("imap", "apppw-alice", &code).run();
     assert_eq!(login.auth, PAM_SERVICE_ERR, "{}", login.log);
     assert!(
         login.log.contains("internal error (fault injected"),
@@ -40,7 +40,7 @@ fn a_panic_in_authenticate_is_contained() {
     // The same build without the trigger works normally.
     w.apppw_service("imap", "");
     assert_eq!(
-        w.login("imap", "apppw-alice", code.as_bytes(), None).auth,
+        w.login("imap", "apppw-alice", &code).run().auth,
         PAM_SUCCESS
     );
 }
@@ -59,7 +59,7 @@ fn release_builds_do_not_know_the_fault_option() {
     let w = World::new();
     let (_, code) = w.mint("apppw-alice", "Phone");
     w.apppw_service("imap", "fault=panic");
-    let login = w.login("imap", "apppw-alice", code.as_bytes(), None);
+    let login = w.login("imap", "apppw-alice", &code).run();
     assert_eq!(login.auth, PAM_SERVICE_ERR, "{}", login.log);
     assert!(login.log.contains("unknown option"), "{}", login.log);
 }

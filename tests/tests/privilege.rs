@@ -62,7 +62,7 @@ fn login(user: &str, code: &str) -> Login {
         "imap",
         &w.apppw_service_text(std::path::Path::new(SYSTEM_STORE), ""),
     );
-    w.login("imap", user, code.as_bytes(), Some("192.0.2.44"))
+    w.login("imap", user, code).from("192.0.2.44").run()
 }
 
 fn store_rows() -> String {

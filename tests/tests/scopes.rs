@@ -40,15 +40,9 @@ fn mint_limited(w: &World, label: &str, limits: &[&str]) -> String {
 fn a_code_scoped_to_services_works_only_there() {
     let Some(w) = world() else { return };
     let code = mint_limited(&w, "Mail only", &["--service", "imap", "--service", "smtp"]);
-    assert_eq!(
-        w.login("imap", ALICE, code.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
-    assert_eq!(
-        w.login("smtp", ALICE, code.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
-    let refused = w.login("pop3", ALICE, code.as_bytes(), Some("192.0.2.1"));
+    assert_eq!(w.login("imap", ALICE, &code).run().auth, PAM_SUCCESS);
+    assert_eq!(w.login("smtp", ALICE, &code).run().auth, PAM_SUCCESS);
+    let refused = w.login("pop3", ALICE, &code).from("192.0.2.1").run();
     assert_eq!(refused.auth, PAM_AUTH_ERR);
     assert!(
         refused.log.contains("rhost=192.0.2.1  user=\"apppw-alice\" (app password id=1 label=\"Mail only\" not valid for this service)"),
@@ -78,7 +72,12 @@ fn a_code_scoped_to_networks_checks_pam_rhost() {
         (Some(""), false),
         (None, false),
     ] {
-        let login = w.login("imap", ALICE, code.as_bytes(), rhost);
+        let attempt = w.login("imap", ALICE, &code);
+        let login = match rhost {
+            Some(rhost) => attempt.from(rhost),
+            None => attempt,
+        }
+        .run();
         let expected = if admitted { PAM_SUCCESS } else { PAM_AUTH_ERR };
         assert_eq!(login.auth, expected, "{rhost:?}: {}", login.log);
         if !admitted {
@@ -102,11 +101,10 @@ fn an_expired_code_stops_working_at_its_moment() {
     }
     let code = mint_limited(&w, "Trip", &["--expires", "30d"]);
     assert_eq!(
-        w.login_later("+29d", "imap", ALICE, code.as_bytes(), None)
-            .auth,
+        w.login("imap", ALICE, &code).at_offset("+29d").run().auth,
         PAM_SUCCESS
     );
-    let expired = w.login_later("+31d", "imap", ALICE, code.as_bytes(), None);
+    let expired = w.login("imap", ALICE, &code).at_offset("+31d").run();
     assert_eq!(expired.auth, PAM_AUTH_ERR);
     assert!(
         expired.log.contains("label=\"Trip\" expired)"),
@@ -116,8 +114,7 @@ fn an_expired_code_stops_working_at_its_moment() {
     // The clock really moved in the module: a code without expiry still works then.
     let plain = mint_limited(&w, "Plain", &[]);
     assert_eq!(
-        w.login_later("+31d", "imap", ALICE, plain.as_bytes(), None)
-            .auth,
+        w.login("imap", ALICE, &plain).at_offset("+31d").run().auth,
         PAM_SUCCESS
     );
 }
@@ -183,24 +180,22 @@ fn the_policy_retires_unused_codes_and_caps_lifetimes() {
     );
 
     assert_eq!(
-        w.login_later("+9d", "imap", ALICE, code.as_bytes(), None)
-            .auth,
+        w.login("imap", ALICE, &code).at_offset("+9d").run().auth,
         PAM_SUCCESS
     );
     // Last used at +9d: still fine at +18d, retired at +30d.
     assert_eq!(
-        w.login_later("+18d", "imap", ALICE, code.as_bytes(), None)
-            .auth,
+        w.login("imap", ALICE, &code).at_offset("+18d").run().auth,
         PAM_SUCCESS
     );
-    let unused = w.login_later("+30d", "imap", ALICE, code.as_bytes(), None);
+    let unused = w.login("imap", ALICE, &code).at_offset("+30d").run();
     assert_eq!(unused.auth, PAM_AUTH_ERR);
     assert!(
         unused.log.contains("expired after going unused too long"),
         "{}",
         unused.log
     );
-    let closed = w.login("pop3", ALICE, code.as_bytes(), None);
+    let closed = w.login("pop3", ALICE, &code).run();
     assert_eq!(closed.auth, PAM_AUTH_ERR);
     assert!(
         closed
@@ -215,19 +210,10 @@ fn the_policy_retires_unused_codes_and_caps_lifetimes() {
 fn editing_narrows_at_once_and_widening_respects_the_policy() {
     let Some(w) = world() else { return };
     let code = mint_limited(&w, "Phone", &[]);
-    assert_eq!(
-        w.login("pop3", ALICE, code.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
+    assert_eq!(w.login("pop3", ALICE, &code).run().auth, PAM_SUCCESS);
     assert_success(&w.ctl(&["--user", ALICE, "edit", "Phone", "--service", "imap"]));
-    assert_eq!(
-        w.login("pop3", ALICE, code.as_bytes(), None).auth,
-        PAM_AUTH_ERR
-    );
-    assert_eq!(
-        w.login("imap", ALICE, code.as_bytes(), None).auth,
-        PAM_SUCCESS
-    );
+    assert_eq!(w.login("pop3", ALICE, &code).run().auth, PAM_AUTH_ERR);
+    assert_eq!(w.login("imap", ALICE, &code).run().auth, PAM_SUCCESS);
     assert_success(&w.ctl(&[
         "--user",
         ALICE,
@@ -239,8 +225,7 @@ fn editing_narrows_at_once_and_widening_respects_the_policy() {
         "Phone (office)",
     ]));
     assert_eq!(
-        w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.1"))
-            .auth,
+        w.login("imap", ALICE, &code).from("192.0.2.1").run().auth,
         PAM_AUTH_ERR
     );
     assert_success(&w.ctl(&[
@@ -252,8 +237,7 @@ fn editing_narrows_at_once_and_widening_respects_the_policy() {
         "--any-service",
     ]));
     assert_eq!(
-        w.login("pop3", ALICE, code.as_bytes(), Some("192.0.2.1"))
-            .auth,
+        w.login("pop3", ALICE, &code).from("192.0.2.1").run().auth,
         PAM_SUCCESS
     );
     let out = w.ctl(&[
@@ -281,15 +265,13 @@ fn log_lines_name_the_code_never_contain_it_and_stay_on_one_line() {
     let code = mint_limited(&w, "Phone", &["--service", "imap"]);
     let compact: String = code.split_whitespace().collect();
     w.apppw_service("imap", "debug");
-    let ok = w.login("imap", ALICE, code.as_bytes(), Some("192.0.2.5"));
+    let ok = w.login("imap", ALICE, &code).from("192.0.2.5").run();
     assert!(ok.log.contains("accepted app password id=1 label=\"Phone\" for user=\"apppw-alice\" service=\"imap\" rhost=\"192.0.2.5\""), "{}", ok.log);
     let hostile_rhost = "192.0.2.5\nFAKE LINE rhost=203.0.113.9";
-    let wrong = w.login(
-        "imap",
-        "alice\nforged",
-        b"0000 0000 0000 0000",
-        Some(hostile_rhost),
-    );
+    let wrong = w
+        .login("imap", "alice\nforged", b"0000 0000 0000 0000")
+        .from(hostile_rhost)
+        .run();
     assert_eq!(wrong.auth, PAM_AUTH_ERR);
     let failure = wrong
         .log

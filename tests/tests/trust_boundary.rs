@@ -54,7 +54,7 @@ fn root_mint(sys: &System, user: &str, label: &str, extra: &[&str]) -> (i64, Str
 fn login(user: &str, code: &str) -> Login {
     let w = World::new();
     w.service("imap", &w.apppw_service_text(Path::new(SYSTEM_STORE), ""));
-    w.login("imap", user, code.as_bytes(), Some("192.0.2.44"))
+    w.login("imap", user, code).from("192.0.2.44").run()
 }
 
 /// Runs a bash script as mallory, with `$ctl` set to the installed apppw-ctl.
