@@ -3,8 +3,12 @@
 //! files, so the host's /etc/pam.d is never touched), and a way to run the real apppw-ctl,
 //! as root or as a real unprivileged user.
 //!
-//! Tests that need root or a system package call [`require`]: outside CI a missing prerequisite
-//! skips the test with a printed reason; under `CI=true` it fails the test.
+//! Tests that need root, or that change the host, are `#[ignore]`d with one of two reasons,
+//! [`NEEDS_ROOT`] and [`CHANGES_THE_HOST`], so a plain `cargo test` reports them as ignored
+//! rather than passed. `cargo test -- --include-ignored` runs them; scripts/test.sh does so under
+//! `CI=true` or `APPPW_SYSTEM_TESTS=1`, as root. Once running, a test never skips itself: a
+//! missing prerequisite (root, a package, a free /dev/log) fails it with a message naming what
+//! is missing and what provides it ([`require`], [`require_root`]).
 #![forbid(unsafe_code)]
 
 pub mod mail;
@@ -46,36 +50,58 @@ fn built(name: &str) -> PathBuf {
     path
 }
 
-/// True when running in CI, where every prerequisite must be present.
+/// The reason of `#[ignore = "..."]` on a test that needs root but leaves the host as it was
+/// (apart from test users). The attribute takes only a literal, so each test repeats the text;
+/// tests/tests/ignore_reasons.rs checks that every ignored test gives this reason or
+/// [`CHANGES_THE_HOST`], word for word.
+pub const NEEDS_ROOT: &str =
+    "needs root: mints with root's --db/--user and makes users (CI runs it)";
+
+/// The reason of `#[ignore = "..."]` on a test that changes the host: the system tests
+/// ([`system::system`]) and others that write to /etc or mount file systems.
+pub const CHANGES_THE_HOST: &str =
+    "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)";
+
+/// True when running in CI.
 pub fn in_ci() -> bool {
     std::env::var("CI").map(|v| v == "true").unwrap_or(false)
 }
 
-/// Returns whether the test may go on. Under CI a missing prerequisite is a failure.
-pub fn require(available: bool, what: &str) -> bool {
-    if available {
-        return true;
-    }
-    assert!(!in_ci(), "prerequisite missing under CI: {what}");
-    eprintln!("SKIPPED: {what}");
-    false
+/// Fails the test when a prerequisite is missing, naming it and what provides it.
+pub fn require(available: bool, missing: &str, provided_by: &str) {
+    assert!(available, "{missing} is missing: {provided_by}");
+}
+
+/// Fails the test unless it runs as root, saying why it needs root.
+pub fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test must run as root ({why}); run the ignored tests as root, as CI does: \
+         sudo APPPW_SYSTEM_TESTS=1 scripts/test.sh"
+    );
 }
 
 pub fn is_root() -> bool {
     nix::unistd::getuid().is_root()
 }
 
-/// pam_wrapper's preload library, if installed (Debian: libpam-wrapper).
-pub fn pam_wrapper_library() -> Option<PathBuf> {
+/// pam_wrapper's preload library; fails the test if it is not installed.
+pub fn pam_wrapper_library() -> PathBuf {
     let arch = std::env::consts::ARCH;
-    [
+    let found = [
         format!("/usr/lib/{arch}-linux-gnu/libpam_wrapper.so"),
         "/usr/lib64/libpam_wrapper.so".to_string(),
         "/usr/lib/libpam_wrapper.so".to_string(),
     ]
     .into_iter()
     .map(PathBuf::from)
-    .find(|p| p.exists())
+    .find(|p| p.exists());
+    require(
+        found.is_some(),
+        "libpam_wrapper.so",
+        "scripts/packages.sh installs it (Debian: libpam-wrapper)",
+    );
+    found.unwrap()
 }
 
 /// A command with pam_wrapper preloaded, so that libpam in it reads its service files from a
@@ -96,9 +122,7 @@ impl PamWrapped {
             .env("PAM_WRAPPER_DEBUGLEVEL", "2");
         PamWrapped {
             cmd,
-            preload: pam_wrapper_library()
-                .expect("libpam_wrapper.so is missing: scripts/packages.sh installs it (Debian: libpam-wrapper)")
-                .into_os_string(),
+            preload: pam_wrapper_library().into_os_string(),
         }
     }
 
@@ -158,8 +182,20 @@ fn exclusively<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// libfaketime (Debian: faketime), which moves the clock of the processes that preload it.
-pub const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// libfaketime, which moves the clock of the processes that preload it; fails the test if it is
+/// not installed.
+fn faketime_library() -> PathBuf {
+    let path = PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
+        std::env::consts::ARCH
+    ));
+    require(
+        path.exists(),
+        &path.display().to_string(),
+        "scripts/packages.sh installs it (Debian: faketime)",
+    );
+    path
+}
 
 /// Creates a real system user for privilege tests (idempotent). Needs root.
 pub fn ensure_user(name: &str) {
@@ -401,7 +437,7 @@ impl LoginAttempt<'_> {
         let mut wrapped = PamWrapped::new(cmd, &self.world.services);
         if let Some(offset) = &self.clock {
             wrapped = wrapped
-                .preload(Path::new(FAKETIME_LIBRARY))
+                .preload(&faketime_library())
                 .env("FAKETIME", offset)
                 .env("DONT_FAKE_MONOTONIC", "1");
         }

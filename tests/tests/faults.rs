@@ -59,9 +59,10 @@ impl Drop for EtcService {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn concurrent_logins_while_codes_come_and_go_never_get_a_wrong_answer() {
     let _turn = turn();
-    let Some(_sys) = system() else { return };
+    let _sys = system();
     ensure_user(ALICE);
     ensure_user(BOB);
     let w = World::new();
@@ -137,14 +138,10 @@ fn concurrent_logins_while_codes_come_and_go_never_get_a_wrong_answer() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn kill_9_during_writes_loses_no_reported_write() {
     let _turn = turn();
-    if !require(
-        is_root(),
-        "kills apppw-ctl run with root's --db; run as root",
-    ) {
-        return;
-    }
+    require_root("it kills apppw-ctl run with root's --db and makes a user");
     ensure_user(ALICE);
     let w = World::new();
     w.mint(ALICE, "Seed");
@@ -264,9 +261,10 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_full_disk_fails_the_cli_cleanly_and_logins_go_on() {
     let _turn = turn();
-    let Some(_sys) = system() else { return };
+    let _sys = system();
     ensure_user(ALICE);
     let disk = Tmpfs::mount("2M");
     let store = disk.0.join("apppw.db");
@@ -309,9 +307,10 @@ fn a_full_disk_fails_the_cli_cleanly_and_logins_go_on() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_read_only_store_still_logs_in_and_the_cli_explains() {
     let _turn = turn();
-    let Some(_sys) = system() else { return };
+    let _sys = system();
     ensure_user(ALICE);
     let disk = Tmpfs::mount("4M");
     let store = disk.0.join("apppw.db");
@@ -348,16 +347,10 @@ fn a_read_only_store_still_logs_in_and_the_cli_explains() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn ten_thousand_load_login_unload_cycles_leak_nothing() {
     let _turn = turn();
-    if !require(is_root(), "mints with root's --db; run as root")
-        || !require(
-            pam_wrapper_library().is_some(),
-            "libpam-wrapper is not installed",
-        )
-    {
-        return;
-    }
+    require_root("it mints with root's --db and makes a user");
     ensure_user(ALICE);
     let w = World::new();
     w.apppw_service("imap", "");
