@@ -2,6 +2,8 @@
 //! application (pam-client, shaped like Dovecot's passdb), services from our own directory via
 //! pam_wrapper.
 
+use std::ffi::OsStr;
+
 use apppw_tests::*;
 
 const ALICE: &str = "apppw-alice";
@@ -281,34 +283,87 @@ fn hostile_user_names_are_plain_refusals_on_one_log_line() {
     let w = world();
     let (_, code) = w.mint(ALICE, "Phone");
     let long = "a".repeat(10_000);
-    for (what, user) in [
-        ("empty", ""),
-        ("10 kB", long.as_str()),
-        ("newlines", "apppw-alice\nrhost=203.0.113.1"),
-        ("escape sequence", "\x1b[2Japppw-alice"),
-        ("right-to-left mark", "apppw-\u{202e}alice"),
-    ] {
+    let withheld = "(withheld: may contain an app password)";
+    // (what, the user name, the user= value its refusal must log)
+    let cases: [(&str, &OsStr, &str); 7] = [
+        ("empty", OsStr::new(""), ""),
+        ("10 kB", OsStr::new(&long), withheld),
+        (
+            "newlines",
+            OsStr::new("apppw-alice\nrhost=203.0.113.1"),
+            withheld,
+        ),
+        // Fewer than 16 code symbols, so it is logged, not withheld: the newline reaches the log.
+        (
+            "a newline that is logged",
+            OsStr::new("bo\nrhost=203.0.113.1"),
+            "bo\\u{a}rhost=203.0.113.1",
+        ),
+        (
+            "escape sequence",
+            OsStr::new("\x1b[2Japppw-alice"),
+            "\\u{1b}[2Japppw-alice",
+        ),
+        (
+            "right-to-left mark",
+            OsStr::new("apppw-\u{202e}alice"),
+            "apppw-\\u{202e}alice",
+        ),
+        // Not UTF-8: passed as raw bytes through libpam.
+        ("not UTF-8", non_utf8_user(), "apppw-\u{fffd}\u{fffd}alice"),
+    ];
+    for (what, user, logged_user) in cases {
         let login = w.login("imap", user, &code).from("192.0.2.8").run();
-        assert_ne!(login.auth, PAM_SUCCESS, "{what}");
+        assert_eq!(login.auth, PAM_AUTH_ERR, "{what}: {}", login.log);
         for line in login.log.lines() {
             assert!(
                 !line.contains('\x1b') && !line.contains('\u{202e}'),
                 "{what}: {line:?}"
             );
         }
-        assert!(
-            login.log.lines().all(|l| l.contains("SYSLOG(")),
-            "{what}: a log line was split: {}",
-            login.log
+        // A log line split by the name would leave its tail among the other stderr lines, which
+        // are pam_wrapper's own (`PWRAP_...`, and blank lines after some of them).
+        for line in login.stderr.lines() {
+            assert!(
+                line.is_empty() || line.starts_with("PWRAP_"),
+                "{what}: a log line was split: {line:?} in\n{}",
+                login.stderr
+            );
+        }
+        let name = user.to_string_lossy();
+        for piece in name.split('\n').filter(|p| p.chars().count() >= 5) {
+            assert!(
+                !login.stderr.contains(piece),
+                "{what}: {piece:?} outside the log:\n{}",
+                login.stderr
+            );
+        }
+        // Exactly one refusal, at LOG_NOTICE, in pam_unix's layout with each field once: the
+        // host from PAM_RHOST, and the name (or the note that it was withheld) inside one
+        // quoted user= value, whatever it tried to inject.
+        let refusals: Vec<&str> = login
+            .log
+            .lines()
+            .filter(|l| l.contains("authentication failure;"))
+            .collect();
+        assert_eq!(refusals.len(), 1, "{what}: {}", login.log);
+        let (_, message) = refusals[0]
+            .split_once(" - SYSLOG(5): ")
+            .unwrap_or_else(|| panic!("{what}: not at LOG_NOTICE: {}", refusals[0]));
+        let fields = log_fields(message);
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["logname", "uid", "euid", "tty", "ruser", "rhost", "user"],
+            "{what}: {message}"
         );
+        assert_eq!(fields[5].1, "192.0.2.8", "{what}: {message}");
+        assert_eq!(fields[6].1, logged_user, "{what}: {message}");
     }
-    // Not UTF-8: passed as raw bytes through libpam.
-    let login = w.login("imap", non_utf8_user(), &code).run();
-    assert_eq!(login.auth, PAM_AUTH_ERR, "{}", login.log);
 }
 
 /// A user name that is not UTF-8.
-fn non_utf8_user() -> &'static std::ffi::OsStr {
+fn non_utf8_user() -> &'static OsStr {
     use std::os::unix::ffi::OsStrExt;
-    std::ffi::OsStr::from_bytes(b"apppw-\xff\xfealice")
+    OsStr::from_bytes(b"apppw-\xff\xfealice")
 }
