@@ -82,9 +82,15 @@ impl System {
 
     /// The installed apppw-ctl run by `user`, without a terminal.
     pub fn user(&self, user: &str, args: &[&str]) -> Output {
-        let mut cmd = crate::as_user(Some(user), Path::new(INSTALLED_CTL));
+        let mut cmd = self.user_command(user);
         cmd.args(args);
         run_with_stdin(cmd, b"")
+    }
+
+    /// A command that runs the installed apppw-ctl as `user`, for arguments and environment of
+    /// the caller's choosing.
+    pub fn user_command(&self, user: &str) -> Command {
+        crate::as_user(Some(user), Path::new(INSTALLED_CTL))
     }
 
     /// The installed apppw-ctl run by `user` on a pseudo-terminal; `answers` are typed at the

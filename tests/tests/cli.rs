@@ -252,22 +252,6 @@ fn overrides_are_root_only() {
 
 #[test]
 #[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn identity_comes_from_the_uid_not_the_environment() {
-    let w = world();
-    // Bob says he is alice; apppw-ctl still sees bob (and, without a store he can reach, fails
-    // without touching anything of alice's).
-    let mut cmd = as_user(Some(BOB), &ctl_binary());
-    cmd.env("USER", ALICE)
-        .env("LOGNAME", ALICE)
-        .args(["--json", "list"]);
-    let out = run_with_stdin(cmd, b"");
-    assert_eq!(code(&out), Some(1));
-    assert!(!stderr(&out).contains(ALICE), "{}", stderr(&out));
-    drop(w);
-}
-
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn stored_text_is_escaped_when_printed() {
     let w = world();
     w.mint(ALICE, "Phone");

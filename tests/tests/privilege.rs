@@ -187,6 +187,75 @@ fn users_see_and_touch_only_their_own_codes() {
 
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn identity_comes_from_the_uid_not_the_environment() {
+    let sys = setup();
+    // No password prompt: nothing but the caller's uid can tell apppw-ctl who is calling.
+    sys.configure("reauthenticate = no\n");
+    let out = sys.root(&["--user", CAROL, "--json", "new", "Carol phone"]);
+    assert_success(&out);
+    let carols_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let carol = nix::unistd::User::from_name(CAROL).unwrap().unwrap();
+    // Dave runs apppw-ctl with every variable that could name a user naming carol.
+    let as_dave_saying_he_is_carol = |args: &[&str]| {
+        let mut cmd = sys.user_command(DAVE);
+        cmd.args(args)
+            .env("USER", CAROL)
+            .env("LOGNAME", CAROL)
+            .env("USERNAME", CAROL)
+            .env("HOME", &carol.dir)
+            .env("MAIL", format!("/var/mail/{CAROL}"))
+            .env("SUDO_USER", CAROL)
+            .env("SUDO_UID", carol.uid.to_string())
+            .env("SUDO_GID", carol.gid.to_string())
+            .env("DOAS_USER", CAROL)
+            .env("PAM_USER", CAROL);
+        run_with_stdin(cmd, b"")
+    };
+
+    // He sees none of her codes.
+    let listed = json_list(&as_dave_saying_he_is_carol(&["--json", "list"]));
+    assert!(listed.is_empty(), "dave sees {listed:?}");
+
+    // What he creates is his.
+    let out = as_dave_saying_he_is_carol(&["--json", "new", "Whose phone"]);
+    assert_success(&out);
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["user"], DAVE, "{created}");
+    let audit = json_list(&sys.root(&["--json", "audit"]));
+    let whose: Vec<_> = audit.iter().filter(|c| c["id"] == created["id"]).collect();
+    assert_eq!(whose.len(), 1, "{audit:?}");
+    assert_eq!(whose[0]["user"], DAVE, "{whose:?}");
+    assert_eq!(
+        whose[0]["created_by"],
+        format!("{DAVE} (uid {})", uid_of(DAVE))
+    );
+
+    // Her code is out of his reach, by id and by revoking "all of his".
+    let out = as_dave_saying_he_is_carol(&["revoke", &carols_id.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{DAVE} has no active app password with id {carols_id};"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_success(&as_dave_saying_he_is_carol(&["revoke", "--all"]));
+    let active = |user: &str| -> Vec<serde_json::Value> {
+        json_list(&sys.root(&["--json", "audit", "--user", user]))
+            .into_iter()
+            .filter(|c| c["revoked"].is_null())
+            .map(|c| c["id"].clone())
+            .collect()
+    };
+    assert_eq!(active(CAROL), [carols_id]);
+    assert!(active(DAVE).is_empty(), "{:?}", active(DAVE));
+}
+
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn every_override_is_root_only() {
     let sys = setup();
     let before = store_rows();
