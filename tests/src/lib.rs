@@ -51,9 +51,9 @@ fn built(name: &str) -> PathBuf {
 }
 
 /// The reason of `#[ignore = "..."]` on a test that needs root but leaves the host as it was
-/// (apart from test users). The attribute takes only a literal, so each test repeats the text;
-/// tests/tests/ignore_reasons.rs checks that every ignored test gives this reason or
-/// [`CHANGES_THE_HOST`], word for word.
+/// (apart from test users and their passwords). The attribute takes only a literal, so each
+/// test repeats the text; tests/tests/ignore_reasons.rs checks that every ignored test gives
+/// this reason or [`CHANGES_THE_HOST`], word for word.
 pub const NEEDS_ROOT: &str =
     "needs root: mints with root's --db/--user and makes users (CI runs it)";
 
