@@ -11,10 +11,21 @@ mod ffi;
 pub use ffi::Transaction;
 use zeroize::Zeroizing;
 
-/// PAM return codes the callers look at (pam_appl.h).
+// PAM return codes (Linux-PAM's _pam_types.h, included by pam_appl.h): the workspace's one
+// definition of each. apppw-ctl, the test client and the end-to-end tests all use these.
+/// The step succeeded.
 pub const PAM_SUCCESS: i32 = 0;
+/// A module failed or is misconfigured.
+pub const PAM_SERVICE_ERR: i32 = 3;
+/// Permission denied (what libpam makes of an account group where no module decided).
+pub const PAM_PERM_DENIED: i32 = 6;
+/// Authentication failure.
 pub const PAM_AUTH_ERR: i32 = 7;
+/// The authentication information (for pam_apppw: the store) cannot be reached.
+pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+/// The conversation failed.
 pub const PAM_CONV_ERR: i32 = 19;
+/// A critical error: the transaction must end.
 pub const PAM_ABORT: i32 = 26;
 
 /// Answers what the modules ask.

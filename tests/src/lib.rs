@@ -3,14 +3,19 @@
 //! files, so the host's /etc/pam.d is never touched), and a way to run the real apppw-ctl,
 //! as root or as a real unprivileged user.
 //!
-//! Tests that need root or a system package call [`require`]: outside CI a missing prerequisite
-//! skips the test with a printed reason; under `CI=true` it fails the test.
+//! Tests that need root, or that change the host, are `#[ignore]`d with one of two reasons,
+//! [`NEEDS_ROOT`] and [`CHANGES_THE_HOST`], so a plain `cargo test` reports them as ignored
+//! rather than passed. `cargo test -- --include-ignored` runs them; scripts/test.sh does so under
+//! `CI=true` or `APPPW_SYSTEM_TESTS=1`, as root. Once running, a test never skips itself: a
+//! missing prerequisite (root, a package, a free /dev/log) fails it with a message naming what
+//! is missing and what provides it ([`require`], [`require_root`]).
 #![forbid(unsafe_code)]
 
 pub mod mail;
 pub mod syslog;
 pub mod system;
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -45,43 +50,125 @@ fn built(name: &str) -> PathBuf {
     path
 }
 
-/// True when running in CI, where every prerequisite must be present.
+/// The reason of `#[ignore = "..."]` on a test that needs root but leaves the host as it was
+/// (apart from test users and their passwords). The attribute takes only a literal, so each
+/// test repeats the text; tests/tests/ignore_reasons.rs checks that every ignored test gives
+/// this reason or [`CHANGES_THE_HOST`], word for word.
+pub const NEEDS_ROOT: &str =
+    "needs root: mints with root's --db/--user and makes users (CI runs it)";
+
+/// The reason of `#[ignore = "..."]` on a test that changes the host: the system tests
+/// ([`system::system`]) and others that write to /etc or mount file systems.
+pub const CHANGES_THE_HOST: &str =
+    "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)";
+
+/// True when running in CI.
 pub fn in_ci() -> bool {
     std::env::var("CI").map(|v| v == "true").unwrap_or(false)
 }
 
-/// Returns whether the test may go on. Under CI a missing prerequisite is a failure.
-pub fn require(available: bool, what: &str) -> bool {
-    if available {
-        return true;
-    }
-    assert!(!in_ci(), "prerequisite missing under CI: {what}");
-    eprintln!("SKIPPED: {what}");
-    false
+/// Fails the test when a prerequisite is missing, naming it and what provides it.
+pub fn require(available: bool, missing: &str, provided_by: &str) {
+    assert!(available, "{missing} is missing: {provided_by}");
+}
+
+/// Fails the test unless it runs as root, saying why it needs root.
+pub fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test must run as root ({why}); run the ignored tests as root, as CI does: \
+         sudo APPPW_SYSTEM_TESTS=1 scripts/test.sh"
+    );
 }
 
 pub fn is_root() -> bool {
     nix::unistd::getuid().is_root()
 }
 
-/// pam_wrapper's preload library, if installed (Debian: libpam-wrapper).
-pub fn pam_wrapper_library() -> Option<PathBuf> {
+/// pam_wrapper's preload library; fails the test if it is not installed.
+pub fn pam_wrapper_library() -> PathBuf {
     let arch = std::env::consts::ARCH;
-    [
+    let found = [
         format!("/usr/lib/{arch}-linux-gnu/libpam_wrapper.so"),
         "/usr/lib64/libpam_wrapper.so".to_string(),
         "/usr/lib/libpam_wrapper.so".to_string(),
     ]
     .into_iter()
     .map(PathBuf::from)
-    .find(|p| p.exists())
+    .find(|p| p.exists());
+    require(
+        found.is_some(),
+        "libpam_wrapper.so",
+        "scripts/packages.sh installs it (Debian: libpam-wrapper)",
+    );
+    found.unwrap()
+}
+
+/// A command with pam_wrapper preloaded, so that libpam in it reads its service files from a
+/// directory of ours instead of /etc/pam.d: the one place that sets pam_wrapper's environment.
+/// What the modules log with pam_syslog goes to the command's stderr as
+/// `PWRAP_DEBUG[...] - SYSLOG(<priority>): <message>` lines, beside pam_wrapper's own
+/// `PWRAP_...` lines.
+pub struct PamWrapped {
+    cmd: Command,
+    preload: OsString,
+}
+
+impl PamWrapped {
+    /// `cmd` with libpam reading its services from `services`.
+    pub fn new(mut cmd: Command, services: &Path) -> PamWrapped {
+        cmd.env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", services)
+            .env("PAM_WRAPPER_DEBUGLEVEL", "2");
+        PamWrapped {
+            cmd,
+            preload: pam_wrapper_library().into_os_string(),
+        }
+    }
+
+    /// Preloads `library` too, after pam_wrapper (libfaketime, to move the clock).
+    pub fn preload(mut self, library: &Path) -> PamWrapped {
+        self.preload.push(" ");
+        self.preload.push(library);
+        self
+    }
+
+    /// Sets an environment variable of the command (FAKETIME for libfaketime, say).
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> PamWrapped {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Leaves the module's log lines out of stderr (pam_wrapper writes only its errors).
+    pub fn quiet(self) -> PamWrapped {
+        self.env("PAM_WRAPPER_DEBUGLEVEL", "0")
+    }
+
+    /// Runs the command with `stdin`, taking turns with every other wrapped run on this machine
+    /// (see [`exclusively`] for why they must).
+    pub fn run(self, stdin: &[u8]) -> Output {
+        let cmd = self.into_command();
+        exclusively(|| run_with_stdin(cmd, stdin))
+    }
+
+    /// The command, for a caller that must start several wrapped processes at once and so cannot
+    /// take turns: only the benchmark, whose workers all read one service directory.
+    pub fn without_turns(self) -> Command {
+        self.into_command()
+    }
+
+    fn into_command(mut self) -> Command {
+        self.cmd.env("LD_PRELOAD", &self.preload);
+        self.cmd
+    }
 }
 
 /// Holds an exclusive lock shared by every test process on this machine while `f` runs.
 ///
 /// pam_wrapper picks its private copy of the service directory by probing /tmp/pam.X with lstat
 /// and then mkdir, so two wrapped processes starting together can share one directory and read
-/// each other's services. Wrapped logins therefore take turns. useradd also takes turns.
+/// each other's services, and the first to exit removes it under the other. Wrapped runs
+/// ([`PamWrapped::run`]) therefore take turns. useradd also takes turns.
 fn exclusively<T>(f: impl FnOnce() -> T) -> T {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -95,8 +182,20 @@ fn exclusively<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// libfaketime (Debian: faketime), which moves the clock of the processes that preload it.
-pub const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// libfaketime, which moves the clock of the processes that preload it; fails the test if it is
+/// not installed.
+fn faketime_library() -> PathBuf {
+    let path = PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
+        std::env::consts::ARCH
+    ));
+    require(
+        path.exists(),
+        &path.display().to_string(),
+        "scripts/packages.sh installs it (Debian: faketime)",
+    );
+    path
+}
 
 /// Creates a real system user for privilege tests (idempotent). Needs root.
 pub fn ensure_user(name: &str) {
@@ -143,11 +242,63 @@ pub struct Login {
     pub stderr: String,
 }
 
-pub const PAM_SUCCESS: i32 = 0;
-pub const PAM_SERVICE_ERR: i32 = 3;
-pub const PAM_PERM_DENIED: i32 = 6;
-pub const PAM_AUTH_ERR: i32 = 7;
-pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+/// The PAM result codes the tests compare with, from their one definition.
+pub use apppw_pam_client::{
+    PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS,
+};
+
+/// A step of a PAM transaction that pam-client reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// pam_authenticate, printed as `authenticate=<code> <text>`.
+    Authenticate,
+    /// pam_acct_mgmt, printed as `acct_mgmt=<code> <text>`.
+    AcctMgmt,
+}
+
+/// One line of pam-client's verdicts: the step, its PAM result code, and libpam's text for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub step: Step,
+    pub code: i32,
+    pub text: String,
+}
+
+impl Verdict {
+    /// Parses `authenticate=<code> <text>` or `acct_mgmt=<code> <text>`; `None` for any other
+    /// line. A line that names a step but has no number after `=` fails the test.
+    pub fn parse(line: &str) -> Option<Verdict> {
+        let (step, rest) = if let Some(rest) = line.strip_prefix("authenticate=") {
+            (Step::Authenticate, rest)
+        } else if let Some(rest) = line.strip_prefix("acct_mgmt=") {
+            (Step::AcctMgmt, rest)
+        } else {
+            return None;
+        };
+        let (code, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code = code
+            .parse()
+            .unwrap_or_else(|_| panic!("a pam-client verdict without a code: {line:?}"));
+        Some(Verdict {
+            step,
+            code,
+            text: text.to_owned(),
+        })
+    }
+}
+
+/// Every verdict pam-client printed, in order. Its only other lines, `resources ...` (from
+/// `--resources`), are left out; anything else fails the test.
+pub fn verdicts(stdout: &str) -> Vec<Verdict> {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with("resources "))
+        .map(|l| {
+            Verdict::parse(l)
+                .unwrap_or_else(|| panic!("not a pam-client verdict: {l:?} in {stdout:?}"))
+        })
+        .collect()
+}
 
 /// A scratch world: a store path, a PAM service directory, and a copy of the module under its
 /// installed name (so log lines say `pam_apppw(...)`).
@@ -202,84 +353,22 @@ impl World {
         )
     }
 
-    /// Logs in through the real libpam as Dovecot does.
-    pub fn login(&self, service: &str, user: &str, password: &[u8], rhost: Option<&str>) -> Login {
-        self.login_as(None, service, user, password, rhost)
-    }
-
-    /// The same, with the PAM client running as `run_as` (a real unprivileged user).
-    pub fn login_as(
+    /// A login through the real libpam as Dovecot makes one: `user` gives `password` to
+    /// `service`. Say more with [`LoginAttempt`]'s methods, then [`run`](LoginAttempt::run) it.
+    pub fn login(
         &self,
-        run_as: Option<&str>,
         service: &str,
-        user: &str,
-        password: &[u8],
-        rhost: Option<&str>,
-    ) -> Login {
-        self.login_with(run_as, service, user, password, rhost, None)
-    }
-
-    /// The same, with the clock of the login process moved by `faketime` (libfaketime's
-    /// FAKETIME syntax, e.g. "+100d"): how expiry is tested through the real module.
-    pub fn login_later(
-        &self,
-        faketime: &str,
-        service: &str,
-        user: &str,
-        password: &[u8],
-        rhost: Option<&str>,
-    ) -> Login {
-        self.login_with(None, service, user, password, rhost, Some(faketime))
-    }
-
-    fn login_with(
-        &self,
-        run_as: Option<&str>,
-        service: &str,
-        user: &str,
-        password: &[u8],
-        rhost: Option<&str>,
-        faketime: Option<&str>,
-    ) -> Login {
-        let wrapper = pam_wrapper_library().expect("libpam-wrapper is installed");
-        let client = built("pam-client");
-        let mut cmd = as_user(run_as, &client);
-        cmd.arg(service).arg(user);
-        if let Some(rhost) = rhost {
-            cmd.args(["--rhost", rhost]);
-        }
-        let mut preload = wrapper.into_os_string();
-        if let Some(offset) = faketime {
-            preload.push(" ");
-            preload.push(FAKETIME_LIBRARY);
-            cmd.env("FAKETIME", offset).env("DONT_FAKE_MONOTONIC", "1");
-        }
-        cmd.env("LD_PRELOAD", preload)
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &self.services)
-            .env("PAM_WRAPPER_DEBUGLEVEL", "2");
-        let out = exclusively(|| run_with_stdin(cmd, password));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let code = |step: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(step))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse::<i32>().ok())
-        };
-        let all_stderr = String::from_utf8_lossy(&out.stderr);
-        let (log, other): (Vec<&str>, Vec<&str>) =
-            all_stderr.lines().partition(|l| l.contains("SYSLOG("));
-        Login {
-            auth: code("authenticate=").unwrap_or_else(|| {
-                panic!(
-                    "pam-client gave no verdict: {stdout} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            }),
-            account: code("acct_mgmt="),
-            log: log.join("\n"),
-            stderr: other.join("\n"),
+        user: impl AsRef<OsStr>,
+        password: impl AsRef<[u8]>,
+    ) -> LoginAttempt<'_> {
+        LoginAttempt {
+            world: self,
+            service: service.to_owned(),
+            user: user.as_ref().to_owned(),
+            password: password.as_ref().to_vec(),
+            rhost: None,
+            client_user: None,
+            clock: None,
         }
     }
 
@@ -299,6 +388,81 @@ impl World {
             v["id"].as_i64().expect("id"),
             v["code"].as_str().expect("code").to_string(),
         )
+    }
+}
+
+/// A login to be made through the real libpam: pam-client (a PAM application shaped like
+/// Dovecot's passdb) under pam_wrapper, with its world's service files.
+#[must_use = "nothing happens until the login is run"]
+pub struct LoginAttempt<'w> {
+    world: &'w World,
+    service: String,
+    user: OsString,
+    password: Vec<u8>,
+    rhost: Option<String>,
+    client_user: Option<String>,
+    clock: Option<String>,
+}
+
+impl LoginAttempt<'_> {
+    /// The client's address, set as PAM_RHOST.
+    pub fn from(mut self, rhost: &str) -> Self {
+        self.rhost = Some(rhost.to_owned());
+        self
+    }
+
+    /// Runs the PAM application as the real unprivileged user `user`, as a service that does
+    /// not run as root would.
+    pub fn client_as(mut self, user: &str) -> Self {
+        self.client_user = Some(user.to_owned());
+        self
+    }
+
+    /// Moves the clock of the login process by `offset`, in libfaketime's FAKETIME syntax
+    /// (`"+31d"`): how expiry is tested through the real module.
+    pub fn at_offset(mut self, offset: &str) -> Self {
+        self.clock = Some(offset.to_owned());
+        self
+    }
+
+    /// Logs in (taking turns with every other wrapped run) and reports what libpam answered and
+    /// what was logged.
+    pub fn run(self) -> Login {
+        let client = built("pam-client");
+        let mut cmd = as_user(self.client_user.as_deref(), &client);
+        cmd.arg(&self.service).arg(&self.user);
+        if let Some(rhost) = &self.rhost {
+            cmd.args(["--rhost", rhost]);
+        }
+        let mut wrapped = PamWrapped::new(cmd, &self.world.services);
+        if let Some(offset) = &self.clock {
+            wrapped = wrapped
+                .preload(&faketime_library())
+                .env("FAKETIME", offset)
+                .env("DONT_FAKE_MONOTONIC", "1");
+        }
+        let out = wrapped.run(&self.password);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let all_stderr = String::from_utf8_lossy(&out.stderr);
+        let verdicts = verdicts(&stdout);
+        let code = |step: Step| {
+            let mut codes = verdicts.iter().filter(|v| v.step == step).map(|v| v.code);
+            let code = codes.next();
+            assert!(
+                codes.next().is_none(),
+                "one login, two {step:?} verdicts: {stdout}"
+            );
+            code
+        };
+        let (log, other): (Vec<&str>, Vec<&str>) =
+            all_stderr.lines().partition(|l| l.contains("SYSLOG("));
+        Login {
+            auth: code(Step::Authenticate)
+                .unwrap_or_else(|| panic!("pam-client gave no verdict: {stdout} {all_stderr}")),
+            account: code(Step::AcctMgmt),
+            log: log.join("\n"),
+            stderr: other.join("\n"),
+        }
     }
 }
 

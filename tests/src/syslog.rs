@@ -18,17 +18,23 @@ pub struct SyslogListener {
 }
 
 impl SyslogListener {
-    /// Binds /dev/log, or `None` if something else already serves it (a real syslog daemon).
-    pub fn start() -> Option<SyslogListener> {
-        if Path::new(DEV_LOG).exists() {
-            return None;
-        }
-        let socket = UnixDatagram::bind(DEV_LOG).ok()?;
+    /// Binds /dev/log. Fails the test if something else already serves it (a syslog daemon, or
+    /// systemd-journald's socket): what is logged would go there, out of the test's sight. CI
+    /// machines have none.
+    pub fn start() -> SyslogListener {
+        assert!(
+            !Path::new(DEV_LOG).exists(),
+            "{DEV_LOG} exists: a syslog daemon serves it here, so this test cannot see what is \
+             logged; run it where nothing serves {DEV_LOG} (a disposable machine, as CI uses), \
+             or stop the daemon and remove {DEV_LOG}"
+        );
+        let socket = UnixDatagram::bind(DEV_LOG)
+            .unwrap_or_else(|e| panic!("bind {DEV_LOG} to receive what is logged: {e}"));
         std::fs::set_permissions(DEV_LOG, std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .ok()?;
+            .expect("let every user write to /dev/log");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
-            .ok()?;
+            .expect("a read timeout on /dev/log");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (sink, halt) = (lines.clone(), stop.clone());
@@ -42,11 +48,11 @@ impl SyslogListener {
                 }
             }
         });
-        Some(SyslogListener {
+        SyslogListener {
             lines,
             stop,
             thread: Some(thread),
-        })
+        }
     }
 
     /// Everything received so far, after giving in-flight datagrams a moment to arrive.

@@ -1,14 +1,16 @@
 //! The installed layout, for tests that need real privilege bits: apppw-ctl copied to a system
-//! directory as root:root mode 4755 (it becomes the apppw account before touching the store), `apppw-ctl init` run for the default store and config, and
-//! the shipped /etc/pam.d/apppw-ctl. These tests change the host (/var/lib/apppw, /etc/apppw,
-//! /etc/pam.d/apppw-ctl, users), so they run in CI or when APPPW_SYSTEM_TESTS=1, as root.
+//! directory as root:root mode 4755 (it becomes the apppw account before touching the store),
+//! `apppw-ctl init` run for the default store and config, and the shipped /etc/pam.d/apppw-ctl.
+//! These tests change the host (/var/lib/apppw, /etc/apppw, /etc/pam.d/apppw-ctl, users), so
+//! they are `#[ignore]`d with [`crate::CHANGES_THE_HOST`]; scripts/test.sh runs them as root
+//! under `CI=true` or `APPPW_SYSTEM_TESTS=1`.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::{assert_success, ctl_binary, in_ci, is_root, require, run_with_stdin};
+use crate::{assert_success, ctl_binary, require, require_root, run_with_stdin};
 
 /// Where the tests install the setuid apppw-ctl.
 pub const INSTALLED_CTL: &str = "/usr/local/libexec/apppw-test/apppw-ctl";
@@ -20,29 +22,22 @@ pub struct System {
     _turn: MutexGuard<'static, ()>,
 }
 
-/// Sets up the installed layout once and takes a turn on it; `None` when system tests are not
-/// enabled here (never under CI).
-pub fn system() -> Option<System> {
-    let enabled = in_ci() || std::env::var("APPPW_SYSTEM_TESTS").as_deref() == Ok("1");
-    if !require(
-        enabled,
-        "system tests change /var/lib/apppw and /etc; set APPPW_SYSTEM_TESTS=1 to run them",
-    ) || !require(
-        is_root(),
-        "system tests install a setuid program; run as root",
-    ) || !require(
+/// Sets up the installed layout once and takes a turn on it. Fails the test where that cannot
+/// be done (not root, python3 missing).
+pub fn system() -> System {
+    require_root("system tests install a setuid apppw-ctl and write to /etc and /var/lib");
+    require(
         Path::new("/usr/bin/python3").exists(),
-        "python3 (for a pseudo-terminal)",
-    ) {
-        return None;
-    }
+        "/usr/bin/python3 (for a pseudo-terminal)",
+        "scripts/packages.sh installs it (Debian: python3)",
+    );
     static TURN: Mutex<()> = Mutex::new(());
     let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(install);
     // Every test starts from the default configuration.
     std::fs::write(SYSTEM_CONFIG, apppw_core::config::DEFAULT_CONFIG_TEXT).unwrap();
-    Some(System { _turn: turn })
+    System { _turn: turn }
 }
 
 fn install() {
@@ -87,9 +82,15 @@ impl System {
 
     /// The installed apppw-ctl run by `user`, without a terminal.
     pub fn user(&self, user: &str, args: &[&str]) -> Output {
-        let mut cmd = crate::as_user(Some(user), Path::new(INSTALLED_CTL));
+        let mut cmd = self.user_command(user);
         cmd.args(args);
         run_with_stdin(cmd, b"")
+    }
+
+    /// A command that runs the installed apppw-ctl as `user`, for arguments and environment of
+    /// the caller's choosing.
+    pub fn user_command(&self, user: &str) -> Command {
+        crate::as_user(Some(user), Path::new(INSTALLED_CTL))
     }
 
     /// The installed apppw-ctl run by `user` on a pseudo-terminal; `answers` are typed at the

@@ -8,16 +8,11 @@ use apppw_tests::*;
 const ALICE: &str = "apppw-alice";
 const BOB: &str = "apppw-bob";
 
-fn world() -> Option<World> {
-    if !require(
-        is_root(),
-        "CLI tests use root's --db/--user and make users; run as root",
-    ) {
-        return None;
-    }
+fn world() -> World {
+    require_root("CLI tests use root's --db/--user and make users");
     ensure_user(ALICE);
     ensure_user(BOB);
-    Some(World::new())
+    World::new()
 }
 
 fn code(out: &std::process::Output) -> Option<i32> {
@@ -29,8 +24,9 @@ fn snapshot(w: &World) -> String {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn new_shows_the_code_once_in_four_groups() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.ctl(&["--user", ALICE, "new", "Work Email Desktop"]);
     assert_success(&out);
     let text = stdout(&out);
@@ -57,8 +53,9 @@ fn new_shows_the_code_once_in_four_groups() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn new_json_has_the_contracted_fields() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.ctl(&["--user", ALICE, "--json", "new", "Phone mail"]);
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -77,8 +74,9 @@ fn new_json_has_the_contracted_fields() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn list_rename_and_revoke_work_by_id_and_by_label() {
-    let Some(w) = world() else { return };
+    let w = world();
     let (phone, _) = w.mint(ALICE, "Phone");
     let (laptop, _) = w.mint(ALICE, "Laptop");
     w.mint(BOB, "Bob's phone");
@@ -131,8 +129,9 @@ fn list_rename_and_revoke_work_by_id_and_by_label() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn usage_errors_exit_2_and_change_nothing() {
-    let Some(w) = world() else { return };
+    let w = world();
     w.mint(ALICE, "Phone");
     let before = snapshot(&w);
     for args in [
@@ -153,8 +152,9 @@ fn usage_errors_exit_2_and_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn errors_exit_1_say_what_to_do_and_change_nothing() {
-    let Some(w) = world() else { return };
+    let w = world();
     let (phone, _) = w.mint(ALICE, "Phone");
     w.mint(ALICE, "Laptop");
     let before = snapshot(&w);
@@ -200,8 +200,9 @@ fn errors_exit_1_say_what_to_do_and_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn a_missing_store_is_explained_and_not_created_by_readers() {
-    let Some(w) = world() else { return };
+    let w = world();
     for args in [&["list"][..], &["revoke", "--all"], &["rename", "1", "x"]] {
         let out = w.ctl(args);
         assert_eq!(code(&out), Some(1));
@@ -224,8 +225,9 @@ fn a_missing_store_is_explained_and_not_created_by_readers() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn overrides_are_root_only() {
-    let Some(w) = world() else { return };
+    let w = world();
     w.mint(ALICE, "Phone");
     let before = snapshot(&w);
     let db = w.store.display().to_string();
@@ -249,23 +251,9 @@ fn overrides_are_root_only() {
 }
 
 #[test]
-fn identity_comes_from_the_uid_not_the_environment() {
-    let Some(w) = world() else { return };
-    // Bob says he is alice; apppw-ctl still sees bob (and, without a store he can reach, fails
-    // without touching anything of alice's).
-    let mut cmd = as_user(Some(BOB), &ctl_binary());
-    cmd.env("USER", ALICE)
-        .env("LOGNAME", ALICE)
-        .args(["--json", "list"]);
-    let out = run_with_stdin(cmd, b"");
-    assert_eq!(code(&out), Some(1));
-    assert!(!stderr(&out).contains(ALICE), "{}", stderr(&out));
-    drop(w);
-}
-
-#[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn stored_text_is_escaped_when_printed() {
-    let Some(w) = world() else { return };
+    let w = world();
     w.mint(ALICE, "Phone");
     // A label written by something other than apppw-ctl (an older version, a hand edit).
     let conn = rusqlite::Connection::open(&w.store).unwrap();
@@ -288,8 +276,9 @@ fn stored_text_is_escaped_when_printed() {
 }
 
 #[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn a_closed_pipe_is_not_an_error() {
-    let Some(w) = world() else { return };
+    let w = world();
     w.mint(ALICE, "Phone");
     // stdout is a pipe whose reading end is already closed, as after `| head` has exited.
     let (reader, writer) = std::io::pipe().unwrap();

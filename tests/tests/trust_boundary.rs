@@ -17,8 +17,8 @@ const MALLORY_PASSWORD: &str = "mallory's account password";
 /// A user of her own for the daily cap, which counts across tests.
 const EVE: &str = "apppw-eve";
 
-fn setup() -> Option<System> {
-    let sys = system()?;
+fn setup() -> System {
+    let sys = system();
     for user in [MALLORY, BOB, EVE] {
         ensure_user(user);
         assert_success(&sys.root(&["--user", user, "revoke", "--all"]));
@@ -34,7 +34,7 @@ fn setup() -> Option<System> {
             .unwrap();
     }
     set_unix_password(MALLORY, MALLORY_PASSWORD);
-    Some(sys)
+    sys
 }
 
 /// Root mints a code for `user` (with extra `new` arguments); returns (id, code).
@@ -54,7 +54,7 @@ fn root_mint(sys: &System, user: &str, label: &str, extra: &[&str]) -> (i64, Str
 fn login(user: &str, code: &str) -> Login {
     let w = World::new();
     w.service("imap", &w.apppw_service_text(Path::new(SYSTEM_STORE), ""));
-    w.login("imap", user, code.as_bytes(), Some("192.0.2.44"))
+    w.login("imap", user, code).from("192.0.2.44").run()
 }
 
 /// Runs a bash script as mallory, with `$ctl` set to the installed apppw-ctl.
@@ -77,8 +77,9 @@ fn counts() -> (i64, i64, String) {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn stopping_apppw_ctl_at_random_moments_holds_up_no_login_and_no_revocation() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     sys.configure("reauthenticate = no\nmax_changes_per_day = 100000\nmax_active_codes = 10000\n");
     let (_, bobs_code) = root_mint(&sys, BOB, "Bob phone", &[]);
     let (mallorys_id, _) = root_mint(&sys, MALLORY, "Mallory phone", &[]);
@@ -161,8 +162,9 @@ fn stopping_apppw_ctl_at_random_moments_holds_up_no_login_and_no_revocation() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn the_wal_stays_bounded_under_attempted_stopped_readers_and_10000_renames() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     sys.configure("max_changes_per_day = 100000\n");
     let (id, _) = root_mint(&sys, MALLORY, "Mallory phone", &[]);
     let out = as_mallory(&format!(
@@ -198,8 +200,9 @@ fn the_wal_stays_bounded_under_attempted_stopped_readers_and_10000_renames() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn the_daily_cap_bounds_the_rows_one_user_can_add_and_never_blocks_revoking() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     sys.configure("reauthenticate = no\nmax_changes_per_day = 5\n");
     let _ = std::fs::remove_file("/tmp/apppw-cap.err");
     assert_success(&sys.root(&["prune"]));
@@ -240,8 +243,9 @@ fn json_rows(out: &std::process::Output) -> usize {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn labels_with_invisible_characters_are_refused_and_quotes_stay_quoted() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     let (id, _) = root_mint(&sys, MALLORY, "Phone", &[]);
     let id = id.to_string();
     for invisible in [
@@ -271,8 +275,9 @@ fn labels_with_invisible_characters_are_refused_and_quotes_stay_quoted() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn low_file_limits_never_make_an_untraced_change() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     sys.configure("reauthenticate = no\nmax_changes_per_day = 100000\n");
     let (id, _) = root_mint(&sys, MALLORY, "Phone", &[]);
     for limit in 3..=20 {
@@ -317,8 +322,9 @@ fn low_file_limits_never_make_an_untraced_change() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_new_code_nobody_saw_is_withdrawn_and_the_exit_status_says_so() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     sys.configure("reauthenticate = no\n");
     let out = as_mallory(
         r#"
@@ -344,8 +350,9 @@ fn a_new_code_nobody_saw_is_withdrawn_and_the_exit_status_says_so() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn widening_a_code_asks_for_the_password_and_narrowing_does_not() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     let (id, _) = root_mint(
         &sys,
         MALLORY,
@@ -379,8 +386,9 @@ fn widening_a_code_asks_for_the_password_and_narrowing_does_not() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn service_names_are_folded_as_libpam_folds_them() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     sys.configure("allowed_services = IMAP SMTP\n");
     let (_, code) = root_mint(&sys, MALLORY, "Phone", &["--service", "IMAP"]);
     let listed = stdout(&sys.root(&["--user", MALLORY, "--json", "audit"]));
@@ -389,8 +397,9 @@ fn service_names_are_folded_as_libpam_folds_them() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn the_hook_runs_clean_whatever_the_caller_passed_down() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     let hook = "/usr/local/libexec/apppw-test/report-hook";
     let report = "/tmp/apppw-hook-report";
     std::fs::write(
@@ -442,8 +451,9 @@ fn the_hook_runs_clean_whatever_the_caller_passed_down() {
 }
 
 #[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_lowered_priority_at_start_is_undone() {
-    let Some(sys) = setup() else { return };
+    let sys = setup();
     root_mint(&sys, MALLORY, "Phone", &[]);
     // Lowered scheduling, idle I/O, one CPU: all undone at start, so the command just works.
     for start in [

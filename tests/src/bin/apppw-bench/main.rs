@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use apppw_core::AppPassword;
 use apppw_core::hash::{HashParams, hash_code, verify_code};
-use apppw_tests::{ctl_binary, is_root, pam_wrapper_library};
+use apppw_tests::{PamWrapped, ctl_binary, is_root};
 use fixtures::*;
 
 fn main() {
@@ -73,20 +73,25 @@ impl Bench {
         count: u32,
         expect_ok: bool,
     ) -> Child {
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "worker-login",
-                service,
-                user,
-                password,
-                &count.to_string(),
-                if expect_ok { "1" } else { "0" },
-            ])
-            .env("LD_PRELOAD", pam_wrapper_library().expect("libpam-wrapper"))
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &self.fixtures.world.services)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "worker-login",
+            service,
+            user,
+            password,
+            &count.to_string(),
+            if expect_ok { "1" } else { "0" },
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        // Without taking turns, unlike the tests' wrapped runs: the throughput and churn rows
+        // need workers that overlap. Every worker reads the same service directory, so two that
+        // happen to share pam_wrapper's private copy of it read the same services; if one removes
+        // that copy under another, the other's logins fail and its row shows FAILURES. Quiet:
+        // no log line is written per login, so none is measured.
+        PamWrapped::new(cmd, &self.fixtures.world.services)
+            .quiet()
+            .without_turns()
             .spawn()
             .unwrap()
     }

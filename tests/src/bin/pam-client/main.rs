@@ -9,7 +9,8 @@
 //! runs the rounds on a thread that exits before the process does.
 //! The password is stdin without one trailing newline (bytes after a NUL cannot pass through
 //! PAM). Prints `authenticate=<code> <text>` and `acct_mgmt=<code> <text>` for each round; exits
-//! 0 only if every step returned PAM_SUCCESS.
+//! 0 only if every step returned PAM_SUCCESS. The tests read these lines with one parser,
+//! `apppw_tests::verdicts`.
 #![forbid(unsafe_code)]
 
 use std::ffi::CString;
