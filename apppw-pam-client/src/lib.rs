@@ -19,6 +19,8 @@ pub const PAM_SUCCESS: i32 = 0;
 pub const PAM_SERVICE_ERR: i32 = 3;
 /// Permission denied (what libpam makes of an account group where no module decided).
 pub const PAM_PERM_DENIED: i32 = 6;
+/// Memory could not be allocated.
+pub const PAM_BUF_ERR: i32 = 5;
 /// Authentication failure.
 pub const PAM_AUTH_ERR: i32 = 7;
 /// The authentication information (for pam_apppw: the store) cannot be reached.

@@ -64,7 +64,7 @@ pub const CHANGES_THE_HOST: &str =
 
 /// True when running in CI.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 /// Fails the test when a prerequisite is missing, naming it and what provides it.
@@ -127,6 +127,7 @@ impl PamWrapped {
     }
 
     /// Preloads `library` too, after pam_wrapper (libfaketime, to move the clock).
+    #[must_use]
     pub fn preload(mut self, library: &Path) -> PamWrapped {
         self.preload.push(" ");
         self.preload.push(library);
@@ -134,12 +135,14 @@ impl PamWrapped {
     }
 
     /// Sets an environment variable of the command (FAKETIME for libfaketime, say).
+    #[must_use]
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> PamWrapped {
         self.cmd.env(key, value);
         self
     }
 
     /// Leaves the module's log lines out of stderr (pam_wrapper writes only its errors).
+    #[must_use]
     pub fn quiet(self) -> PamWrapped {
         self.env("PAM_WRAPPER_DEBUGLEVEL", "0")
     }
@@ -199,7 +202,7 @@ fn faketime_library() -> PathBuf {
 
 /// Creates a real system user for privilege tests (idempotent). Needs root.
 pub fn ensure_user(name: &str) {
-    exclusively(|| create_user_unless_present(name))
+    exclusively(|| create_user_unless_present(name));
 }
 
 /// Sets a user's Unix password with chpasswd (root only; takes turns on /etc/shadow).
@@ -218,8 +221,7 @@ fn create_user_unless_present(name: &str) {
         .args(["passwd", name])
         .stdout(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok_and(|s| s.success());
     if !exists {
         let status = Command::new("useradd")
             .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])

@@ -25,15 +25,17 @@ pub struct System {
 /// Sets up the installed layout once and takes a turn on it. Fails the test where that cannot
 /// be done (not root, python3 missing).
 pub fn system() -> System {
+    static TURN: Mutex<()> = Mutex::new(());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
     require_root("system tests install a setuid apppw-ctl and write to /etc and /var/lib");
     require(
         Path::new("/usr/bin/python3").exists(),
         "/usr/bin/python3 (for a pseudo-terminal)",
         "scripts/packages.sh installs it (Debian: python3)",
     );
-    static TURN: Mutex<()> = Mutex::new(());
-    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    static INSTALLED: OnceLock<()> = OnceLock::new();
+    let turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     INSTALLED.get_or_init(install);
     // Every test starts from the default configuration.
     std::fs::write(SYSTEM_CONFIG, apppw_core::config::DEFAULT_CONFIG_TEXT).unwrap();
@@ -111,7 +113,7 @@ impl System {
             .arg(helper)
             .arg(INSTALLED_CTL)
             .args(args);
-        let input: String = answers.iter().map(|a| format!("{a}\n")).collect();
+        let input: String = answers.iter().flat_map(|a| [*a, "\n"]).collect();
         let out = run_with_stdin(cmd, input.as_bytes());
         (
             out.status.code(),

@@ -23,7 +23,8 @@ const BOB: &str = "apppw-bob";
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
@@ -159,7 +160,7 @@ fn kill_9_during_writes_loses_no_reported_write() {
         })
         .collect();
     runs.sort();
-    let window = (runs[1] * 2).as_micros() as u64;
+    let window = u64::try_from((runs[1] * 2).as_micros()).unwrap_or(u64::MAX);
     for i in 0..200 {
         use rand::Rng;
         let revoke_target = (i % 3 == 2)

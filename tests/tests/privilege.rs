@@ -526,7 +526,7 @@ fn uid_of(user: &str) -> u32 {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn every_change_is_logged_with_who_made_it_and_never_the_code() {
     let sys = setup();
-    let log = apppw_tests::syslog::SyslogListener::start();
+    let log = syslog::SyslogListener::start();
     let out = sys.root(&["--user", CAROL, "--json", "new", "Logged phone"]);
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

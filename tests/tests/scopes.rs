@@ -162,22 +162,22 @@ fn the_policy_retires_unused_codes_and_caps_lifetimes() {
     );
 
     assert_eq!(
-        w.login("imap", ALICE, &code).at_offset("+9d").run().auth,
+        w.login("imap", ALICE, code).at_offset("+9d").run().auth,
         PAM_SUCCESS
     );
     // Last used at +9d: still fine at +18d, retired at +30d.
     assert_eq!(
-        w.login("imap", ALICE, &code).at_offset("+18d").run().auth,
+        w.login("imap", ALICE, code).at_offset("+18d").run().auth,
         PAM_SUCCESS
     );
-    let unused = w.login("imap", ALICE, &code).at_offset("+30d").run();
+    let unused = w.login("imap", ALICE, code).at_offset("+30d").run();
     assert_eq!(unused.auth, PAM_AUTH_ERR);
     assert!(
         unused.log.contains("expired after going unused too long"),
         "{}",
         unused.log
     );
-    let closed = w.login("pop3", ALICE, &code).run();
+    let closed = w.login("pop3", ALICE, code).run();
     assert_eq!(closed.auth, PAM_AUTH_ERR);
     assert!(
         closed

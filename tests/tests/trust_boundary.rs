@@ -187,9 +187,7 @@ fn the_wal_stays_bounded_under_attempted_stopped_readers_and_10000_renames() {
         "#
     ));
     assert!(out.status.success(), "{}", stderr(&out));
-    let wal = std::fs::metadata(format!("{SYSTEM_STORE}-wal"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let wal = std::fs::metadata(format!("{SYSTEM_STORE}-wal")).map_or(0, |m| m.len());
     // journal_size_limit (4 MiB) plus one auto-checkpoint interval (1000 pages of 4 KiB).
     assert!(wal <= 8 << 20, "-wal grew to {wal} bytes");
     let renamed = stdout(&sys.root(&["--user", MALLORY, "audit", "--events"]))
@@ -416,13 +414,13 @@ fn the_hook_runs_clean_whatever_the_caller_passed_down() {
     sys.configure(&format!("revoke_hook = {hook} %u\n"));
     root_mint(&sys, MALLORY, "Phone", &[]);
     let out = as_mallory(
-        r#"
+        r"
         exec 7</etc/hostname 9>/tmp/apppw-mallory-fd
         trap '' TERM HUP INT
         ulimit -S -n 100; ulimit -S -f 1000; ulimit -S -u 200
         cd /tmp
         $ctl revoke Phone
-        "#,
+        ",
     );
     assert_success(&out);
     let seen = std::fs::read_to_string(report).unwrap();

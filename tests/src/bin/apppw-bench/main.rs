@@ -5,6 +5,13 @@
 //! The parent builds the fixtures and spawns worker processes (`worker-login`, `worker-churn`)
 //! with pam_wrapper preloaded, so every login is a real libpam round trip in a fresh process image
 //! with the module loaded as Dovecot's auth worker loads it.
+// Statistics on microsecond timings, counts and percentiles, far from every type's limits.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 #![forbid(unsafe_code)]
 
 mod fixtures;
@@ -16,7 +23,9 @@ use std::time::Instant;
 use apppw_core::AppPassword;
 use apppw_core::hash::{HashParams, hash_code, verify_code};
 use apppw_tests::{PamWrapped, ctl_binary, is_root};
-use fixtures::*;
+use fixtures::{
+    Fixtures, HUNDRED, ONE, SHA512_USER, THOUSAND, UNIX_PASSWORD, YESCRYPT_USER, build,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -177,9 +186,7 @@ fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
 }

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
                 repeat = rest
                     .next()
                     .and_then(|n| n.to_str()?.parse().ok())
-                    .expect("--repeat N")
+                    .expect("--repeat N");
             }
             _ => {
                 eprintln!("pam-client: unknown argument {arg:?}");
@@ -90,9 +90,7 @@ fn main() -> ExitCode {
 
 /// Open file descriptors and resident memory (KiB) of this process.
 fn resource_use() -> (usize, u64) {
-    let fds = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
