@@ -160,7 +160,9 @@ fn kill_9_during_writes_loses_no_reported_write() {
         })
         .collect();
     runs.sort();
-    let window = u64::try_from((runs[1] * 2).as_micros()).unwrap_or(u64::MAX);
+    // The window adapts as the machine's load changes (CI runs other work beside it): wider
+    // after a kill, narrower after a completion, so that both outcomes stay common.
+    let mut window = u64::try_from((runs[1] * 2).as_micros()).unwrap_or(u64::MAX);
     for i in 0..200 {
         use rand::Rng;
         let revoke_target = (i % 3 == 2)
@@ -190,8 +192,10 @@ fn kill_9_during_writes_loses_no_reported_write() {
             } else {
                 created.push(label);
             }
+            window = window * 9 / 10;
         } else {
             killed += 1;
+            window = window * 11 / 10;
         }
     }
     let conn = rusqlite::Connection::open(&w.store).unwrap();
