@@ -52,10 +52,16 @@ pub const DEFAULT_CONFIG_TEXT: &str = "\
 # App passwords unused for this long stop working (e.g. 90d). Empty: never.
 #expire_unused =
 
-# A command run after every revocation, with %u replaced by the code's owner; no shell. Use it to
-# make a revocation take effect at once where a server caches logins, e.g.
+# A command run after every revocation (and every edit that narrows a code), with %u replaced by
+# the code's owner; no shell. Use it to make the change take effect at once where a server caches
+# logins, e.g.
 #revoke_hook = /usr/bin/doveadm auth cache flush %u
 #revoke_hook =
+
+# Revoke a user's app passwords when their account password is changed through PAM (passwd):
+# pam_apppw must be in the password stack (pam_apppw(8)). Apple and Google do this; it cuts off a
+# phished account's devices with the password reset.
+#revoke_on_password_change = no
 ";
 
 /// The largest configuration file read: the default file is 2 kB, and a login reads it each time.
@@ -155,6 +161,9 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<Policy, Error> {
                 policy.expire_unused = optional_duration(value).map_err(|p| fail(key, p))?;
             }
             "revoke_hook" => policy.revoke_hook = command(value).map_err(|p| fail(key, p))?,
+            "revoke_on_password_change" => {
+                policy.revoke_on_password_change = boolean(value).map_err(|p| fail(key, p))?;
+            }
             _ => {
                 return Err(fail(
                     key,
@@ -237,7 +246,7 @@ mod tests {
             "max_active_codes = 5\nallowed_users = alice, bob\nallowed_groups = mail\n\
              argon2_memory_kib = 47104 # 46 MiB\nargon2_iterations=1\nargon2_parallelism = 2\nreauthenticate = no\n\
              allowed_services = imap smtp\nmax_lifetime = 365d\nexpire_unused = 90d\n\
-             revoke_hook = /usr/bin/doveadm auth cache flush %u\n",
+             revoke_hook = /usr/bin/doveadm auth cache flush %u\nrevoke_on_password_change = yes\n",
         )
         .unwrap();
         assert_eq!(p.max_active_codes, 5);
@@ -255,6 +264,7 @@ mod tests {
         assert_eq!(p.allowed_services, ["imap", "smtp"]);
         assert_eq!(p.max_lifetime, Some(365 * 86_400));
         assert_eq!(p.expire_unused, Some(90 * 86_400));
+        assert!(p.revoke_on_password_change);
         assert_eq!(
             p.revoke_hook,
             ["/usr/bin/doveadm", "auth", "cache", "flush", "%u"]

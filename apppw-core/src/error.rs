@@ -130,6 +130,11 @@ pub enum Error {
     )]
     LifetimeTooLong { max_days: i64 },
 
+    #[error(
+        "cannot look up the account {user:?} in the user database ({reason}); check NSS (/etc/nsswitch.conf, LDAP or SSSD)"
+    )]
+    AccountLookup { user: String, reason: String },
+
     #[error(transparent)]
     UnsafePath(#[from] crate::secure_path::UnsafePath),
 

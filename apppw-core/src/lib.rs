@@ -2,6 +2,7 @@
 //! no randomness in here: callers pass time, random generators and paths in, so tests control them.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod code;
 pub mod config;
 pub mod duration;
@@ -23,5 +24,6 @@ pub use error::Error;
 pub use label::{Label, escape_text, log_value};
 pub use policy::Policy;
 pub use store::{
-    Access, Changer, CodeInfo, CodeRef, DEFAULT_STORE_PATH, Edit, Event, LastUse, Store,
+    Access, Changer, CodeInfo, CodeRef, DEFAULT_STORE_PATH, Edit, Event, EventsAbout, LastUse,
+    Owner, RevokeScope, Store,
 };

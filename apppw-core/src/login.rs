@@ -5,6 +5,7 @@
 //! its path) is the caller's. Everything the module knows about PAM stays in the module.
 #![forbid(unsafe_code)]
 
+use crate::accounts::Accounts;
 use crate::code::AppPassword;
 use crate::error::Error;
 use crate::hash::verify_code;
@@ -67,6 +68,10 @@ pub enum Rejection {
     ServiceRefused,
     /// The site policy does not allow app passwords for this service.
     ServiceNotAllowed,
+    /// The code matched, but it belongs to an account that no longer has this user name: the
+    /// name was deleted, or now names another account (another uid), or the code was never
+    /// bound to an account (a store upgraded while apppw-ctl could not finish).
+    AccountGone { id: i64, label: String },
     /// The code matched but one of its limits (or the policy's expiry of unused codes) refused
     /// this login.
     Limited {
@@ -88,18 +93,21 @@ impl Rejection {
             Rejection::ServiceNotAllowed => {
                 "app passwords are not allowed for this service by the site policy"
             }
+            Rejection::AccountGone { .. } => "belongs to a deleted account",
             Rejection::Limited { limit, .. } => limit.describe(),
         }
     }
 }
 
-/// Checks one attempt against `store` under `policy`. An error means the store could not be
+/// Checks one attempt against `store` under `policy`, asking `accounts` whether the code's owner
+/// still holds the user name. An error means the store could not be
 /// consulted: the caller must fail the login (as unavailable), never accept it.
 ///
 /// The caller opens the store before it calls this, whatever the token, so that a broken store is
 /// reported the same way for every attempt.
 pub fn check_login(
     store: &impl LoginStore,
+    accounts: &impl Accounts,
     policy: &Policy,
     attempt: &LoginAttempt<'_>,
 ) -> Result<Decision, Error> {
@@ -118,8 +126,15 @@ pub fn check_login(
     };
     for candidate in store.candidates(user, code.lookup_tag())? {
         if verify_code(&code, &candidate.hash)? {
-            // Limits are checked only once the code is proven, so only its holder learns why a
-            // login was refused.
+            // The account and the limits are checked only once the code is proven, so only its
+            // holder learns why a login was refused (and a wrong password costs no lookup).
+            let owner_now = accounts.uid_of(user)?.map(i64::from);
+            if candidate.owner_uid.is_none() || candidate.owner_uid != owner_now {
+                return Ok(Decision::Rejected(Rejection::AccountGone {
+                    id: candidate.id,
+                    label: candidate.label,
+                }));
+            }
             let limit = match candidate
                 .scope
                 .check(attempt.service, attempt.rhost, attempt.now)
@@ -204,6 +219,7 @@ mod tests {
                         scope: c.scope.clone(),
                         created: c.created,
                         last_used: c.last_used,
+                        owner_uid: c.owner_uid,
                     })
                     .collect()),
                 Err(()) => Err(storage_error()),
@@ -235,6 +251,24 @@ mod tests {
             scope,
             created: NOW - 100,
             last_used: None,
+            owner_uid: Some(1000),
+        }
+    }
+
+    /// A user database of one entry, `alice` with `uid`; or one that cannot be asked.
+    struct Table(Result<Option<u32>, ()>);
+
+    const ALICE_IS_1000: Table = Table(Ok(Some(1000)));
+
+    impl Accounts for Table {
+        fn uid_of(&self, name: &str) -> Result<Option<u32>, Error> {
+            match self.0 {
+                Ok(uid) => Ok(if name == "alice" { uid } else { None }),
+                Err(()) => Err(Error::AccountLookup {
+                    user: name.into(),
+                    reason: "LDAP server down".into(),
+                }),
+            }
         }
     }
 
@@ -270,6 +304,7 @@ mod tests {
         let typed = right.display_grouped();
         let decision = check_login(
             &store,
+            &ALICE_IS_1000,
             &Policy::default(),
             &attempt(typed.as_bytes(), Some("imap")),
         );
@@ -292,7 +327,12 @@ mod tests {
     fn a_failed_bookkeeping_write_still_accepts_and_says_why() {
         let right = code(1);
         let store = scripted(vec![candidate(7, &right, Scope::default())], Err(()));
-        let decision = check_login(&store, &Policy::default(), &attempt(right.as_bytes(), None));
+        let decision = check_login(
+            &store,
+            &ALICE_IS_1000,
+            &Policy::default(),
+            &attempt(right.as_bytes(), None),
+        );
         match decision.unwrap() {
             Decision::Accepted {
                 id: 7,
@@ -313,7 +353,12 @@ mod tests {
             ..scripted(Vec::new(), Ok(true))
         };
         assert!(matches!(
-            check_login(&store, &Policy::default(), &attempt(right.as_bytes(), None)),
+            check_login(
+                &store,
+                &ALICE_IS_1000,
+                &Policy::default(),
+                &attempt(right.as_bytes(), None)
+            ),
             Err(Error::Storage { .. })
         ));
     }
@@ -360,7 +405,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                check_login(&store, policy, &attempt).unwrap(),
+                check_login(&store, &ALICE_IS_1000, policy, &attempt).unwrap(),
                 Decision::Rejected(expected)
             );
         }
@@ -378,6 +423,7 @@ mod tests {
         let store = scripted(vec![candidate(3, &right, imap_only)], Ok(true));
         let refused = check_login(
             &store,
+            &ALICE_IS_1000,
             &Policy::default(),
             &attempt(right.as_bytes(), Some("smtp")),
         );
@@ -392,10 +438,66 @@ mod tests {
         let wrong = code(9);
         let unmatched = check_login(
             &store,
+            &ALICE_IS_1000,
             &Policy::default(),
             &attempt(wrong.as_bytes(), Some("smtp")),
         );
         assert_eq!(unmatched.unwrap(), Decision::Rejected(Rejection::NoMatch));
         assert!(store.recorded.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_code_of_a_deleted_or_replaced_account_never_logs_in() {
+        let right = code(1);
+        let unbound = Candidate {
+            owner_uid: None,
+            ..candidate(2, &code(2), Scope::default())
+        };
+        let store = scripted(
+            vec![candidate(1, &right, Scope::default()), unbound],
+            Ok(true),
+        );
+        let gone = Decision::Rejected(Rejection::AccountGone {
+            id: 1,
+            label: "code 1".into(),
+        });
+        for accounts in [Table(Ok(Some(1001))), Table(Ok(None))] {
+            let decision = check_login(
+                &store,
+                &accounts,
+                &Policy::default(),
+                &attempt(right.as_bytes(), None),
+            );
+            assert_eq!(decision.unwrap(), gone);
+        }
+        let never_bound = check_login(
+            &store,
+            &ALICE_IS_1000,
+            &Policy::default(),
+            &attempt(code(2).as_bytes(), None),
+        );
+        assert_eq!(
+            never_bound.unwrap(),
+            Decision::Rejected(Rejection::AccountGone {
+                id: 2,
+                label: "code 2".into()
+            })
+        );
+        assert!(store.recorded.borrow().is_empty());
+        let outage = check_login(
+            &store,
+            &Table(Err(())),
+            &Policy::default(),
+            &attempt(right.as_bytes(), None),
+        );
+        assert!(matches!(outage, Err(Error::AccountLookup { .. })));
+        // A wrong password never costs a lookup, even when the database is down.
+        let wrong = check_login(
+            &store,
+            &Table(Err(())),
+            &Policy::default(),
+            &attempt(code(9).as_bytes(), None),
+        );
+        assert_eq!(wrong.unwrap(), Decision::Rejected(Rejection::NoMatch));
     }
 }

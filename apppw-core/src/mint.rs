@@ -10,7 +10,7 @@ use crate::hash::{SALT_LEN, hash_code};
 use crate::label::Label;
 use crate::policy::Policy;
 use crate::scope::Scope;
-use crate::store::{Changer, NewCode, Store};
+use crate::store::{Changer, NewCode, Owner, Store};
 
 /// A code drawn whose lookup tag another active code of the user already has is thrown away and
 /// drawn again; with at most a few dozen codes per user and 2^20 tags, a second try is rare and
@@ -25,7 +25,7 @@ pub struct Minted {
 
 /// Who asks for a code, for whom, and what it is called.
 pub struct MintRequest<'a> {
-    pub user: &'a str,
+    pub owner: Owner<'a>,
     pub label: &'a Label,
     /// Limits, already settled against the policy (`Policy::settle_scope`).
     pub scope: &'a Scope,
@@ -44,7 +44,7 @@ pub fn mint<R: CryptoRng + ?Sized>(
         rng.fill(&mut salt[..]);
         let hash = zeroize::Zeroizing::new(hash_code(&code, &policy.hash_params, &salt)?);
         let new = NewCode {
-            user: request.user,
+            owner: request.owner,
             label: request.label,
             scope: request.scope,
             lookup_tag: code.lookup_tag(),

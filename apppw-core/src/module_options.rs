@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::store::DEFAULT_STORE_PATH;
 
+/// Where the packages install apppw-ctl.
+pub const DEFAULT_CTL_PATH: &str = "/usr/bin/apppw-ctl";
+
 /// What is wrong with an argument on the pam.d line.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
     #[error("option {arg:?}: {key}= needs an absolute path")]
     NotAbsolute { arg: String, key: &'static str },
-    #[error("unknown option {0:?}: pam_apppw knows db=PATH, conf=PATH and debug")]
+    #[error("unknown option {0:?}: pam_apppw knows db=PATH, conf=PATH, ctl=PATH and debug")]
     Unknown(String),
 }
 
@@ -25,6 +28,9 @@ pub struct ModuleOptions {
     pub conf: PathBuf,
     /// `debug`: log the decision path (never secrets).
     pub debug: bool,
+    /// apppw-ctl (`ctl=PATH`, absolute), which the password group runs to revoke a user's codes
+    /// after a password change.
+    pub ctl: PathBuf,
 }
 
 impl ModuleOptions {
@@ -33,16 +39,22 @@ impl ModuleOptions {
             db: PathBuf::from(DEFAULT_STORE_PATH),
             conf: PathBuf::from(DEFAULT_CONFIG_PATH),
             debug: false,
+            ctl: PathBuf::from(DEFAULT_CTL_PATH),
         };
         for arg in args.iter().map(AsRef::as_ref) {
             match arg.split_once('=') {
                 None if arg == "debug" => options.debug = true,
                 Some(("db", path)) if path.starts_with('/') => options.db = PathBuf::from(path),
                 Some(("conf", path)) if path.starts_with('/') => options.conf = PathBuf::from(path),
-                Some((key @ ("db" | "conf"), _)) => {
+                Some(("ctl", path)) if path.starts_with('/') => options.ctl = PathBuf::from(path),
+                Some((key @ ("db" | "conf" | "ctl"), _)) => {
                     return Err(OptionError::NotAbsolute {
                         arg: arg.into(),
-                        key: if key == "db" { "db" } else { "conf" },
+                        key: match key {
+                            "db" => "db",
+                            "conf" => "conf",
+                            _ => "ctl",
+                        },
                     });
                 }
                 _ => return Err(OptionError::Unknown(arg.into())),
@@ -81,6 +93,7 @@ mod tests {
             &["db="],
             &["db=relative.db"],
             &["conf=x"],
+            &["ctl=apppw-ctl"],
             &["debug=1"],
             &["nullok"],
             &["fault=panic"],

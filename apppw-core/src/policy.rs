@@ -16,7 +16,7 @@ pub struct Policy {
     pub allowed_users: Vec<String>,
     /// Members of these groups may create codes.
     pub allowed_groups: Vec<String>,
-    /// Whether `new` and `revoke --all` ask a non-root caller to authenticate again (PAM
+    /// Whether `new`, `revoke --all` and a widening `edit` ask a non-root caller to authenticate again (PAM
     /// service `apppw-ctl`).
     pub reauthenticate: bool,
     /// PAM services app passwords may be used for; empty means any (except apppw-ctl).
@@ -25,13 +25,17 @@ pub struct Policy {
     pub max_lifetime: Option<i64>,
     /// A code unused (or never used since creation) for this many seconds stops working.
     pub expire_unused: Option<i64>,
-    /// A command run after every revocation (argv; `%u` becomes the code's owner), e.g. to
-    /// flush Dovecot's auth cache so the revocation takes effect at once.
+    /// A command run after every revocation and every edit that narrows a code (argv; `%u`
+    /// becomes the code's owner), e.g. to flush Dovecot's auth cache so the change takes effect
+    /// at once.
     pub revoke_hook: Vec<String>,
     /// Most codes a non-root user may create, rename or edit in 24 hours: it bounds the rows one
     /// user can add to the store (revoked codes and the event trail included). Revoking is never
     /// capped.
     pub max_changes_per_day: u32,
+    /// Whether a password change through PAM (pam_apppw in the `password` stack) revokes every
+    /// active code of the user.
+    pub revoke_on_password_change: bool,
 }
 
 impl Default for Policy {
@@ -47,6 +51,7 @@ impl Default for Policy {
             expire_unused: None,
             revoke_hook: Vec::new(),
             max_changes_per_day: 50,
+            revoke_on_password_change: false,
         }
     }
 }

@@ -84,7 +84,45 @@ CREATE INDEX events_by_actor ON events (actor_uid, time);
 CREATE INDEX events_by_user ON events (user, time);
 ";
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
+/// Version 5: codes follow the account, and remember where they were used.
+///
+/// - `owner_uid`: the uid the owner's name had (from NSS) when the code was created. A login
+///   whose user name now resolves to another uid, or to none, is refused: a deleted account's
+///   codes never open a new account that got the same name. Rows from version 4 are NULL until
+///   apppw-ctl binds them to the uid their name has at upgrade (`Store::bind_unowned`, which
+///   writes -1, [`NO_ACCOUNT`], for names that resolve to no account then); a NULL or -1 owner
+///   never logs in.
+/// - `events.owner_uid`: the same for the trail, so `list --events` shows an account only its own
+///   codes' history.
+/// - Labels are unique among the active codes of one account, not of one name, so a new account
+///   with an old name is not blocked by codes it cannot see.
+/// - `code_uses`: the recent distinct (service, remote host) pairs a code was used from, with
+///   first and last time and a count: at most `USE_HISTORY_LIMIT` rows per code, the least
+///   recently used dropped first. It answers "where was this code used" during an incident.
+const V5: &str = "
+ALTER TABLE app_passwords ADD COLUMN owner_uid INTEGER;
+ALTER TABLE events ADD COLUMN owner_uid INTEGER;
+DROP INDEX app_passwords_active_label;
+CREATE UNIQUE INDEX app_passwords_active_label
+    ON app_passwords (user, owner_uid, label) WHERE revoked IS NULL;
+CREATE TABLE code_uses (
+    code_id INTEGER NOT NULL,
+    service TEXT    NOT NULL,
+    rhost   TEXT    NOT NULL,
+    first   INTEGER NOT NULL,
+    last    INTEGER NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (code_id, service, rhost)
+) STRICT, WITHOUT ROWID;
+";
+
+/// `owner_uid` of a code whose owner's name resolved to no account when it was bound.
+pub const NO_ACCOUNT: i64 = -1;
+
+/// Most `code_uses` rows kept per code.
+pub const USE_HISTORY_LIMIT: i64 = 20;
+
+const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);

@@ -11,10 +11,11 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use zeroize::Zeroizing;
 
+use crate::accounts::Accounts;
 use crate::error::Error;
 use crate::label::Label;
 use crate::login::LoginStore;
-use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
+use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS, NO_ACCOUNT, USE_HISTORY_LIMIT};
 use crate::scope::Scope;
 use crate::secure_path::{
     UnsafePath, check_store_directory, check_store_file, not_a_regular_store, trusted_gids,
@@ -40,9 +41,39 @@ pub enum Access {
     /// The PAM module: existing store of the current schema only; last-use writes may be lost
     /// on power failure (`synchronous=NORMAL`), never the codes themselves.
     Login,
-    /// apppw-ctl: migrates the schema, every commit is fsynced (`synchronous=FULL`) so that a
-    /// revocation that returned can never come back. `create` makes a new store if none exists.
-    Manage { create: bool },
+    /// apppw-ctl: every commit is fsynced (`synchronous=FULL`) so that a revocation that returned
+    /// can never come back. `create` makes a new store if none exists; `upgrade` migrates an
+    /// older schema (root's runs only: an upgrade to schema 5 must be followed by binding codes to
+    /// accounts, which only root does), and without it an older store is refused.
+    Manage { create: bool, upgrade: bool },
+}
+
+/// The account a code belongs to: its user name and the uid that name had when the code was
+/// made. Every query on one person's codes matches both, so a new account that got an old name
+/// never sees or touches the old account's codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner<'a> {
+    pub name: &'a str,
+    pub uid: u32,
+}
+
+/// Whose events `events` reads.
+#[derive(Clone, Copy, Debug)]
+pub enum EventsAbout<'a> {
+    Owner(Owner<'a>),
+    Name(&'a str),
+    Everyone,
+}
+
+/// Whose codes `revoke_all` revokes.
+#[derive(Clone, Copy, Debug)]
+pub enum RevokeScope<'a> {
+    /// One account's own codes (`revoke --all`).
+    Owner(Owner<'a>),
+    /// Every code under a user name, whichever account made it (`lockdown`).
+    Name(&'a str),
+    /// Every code of every user (`revoke --all-users`).
+    Everyone,
 }
 
 /// One app password as its owner and the administrator see it (never the code or hash).
@@ -50,6 +81,9 @@ pub enum Access {
 pub struct CodeInfo {
     pub id: i64,
     pub user: String,
+    /// The uid its owner's name had when it was made; `None` until bound (a store from before
+    /// schema 5), `NO_ACCOUNT` when the name named no account at binding.
+    pub owner_uid: Option<i64>,
     pub label: String,
     pub created: i64,
     pub revoked: Option<i64>,
@@ -79,11 +113,13 @@ pub struct Candidate {
     pub scope: Scope,
     pub created: i64,
     pub last_used: Option<i64>,
+    /// See [`CodeInfo::owner_uid`].
+    pub owner_uid: Option<i64>,
 }
 
 /// A code about to be stored.
 pub struct NewCode<'a> {
-    pub user: &'a str,
+    pub owner: Owner<'a>,
     pub label: &'a Label,
     pub lookup_tag: u32,
     pub hash: &'a str,
@@ -175,7 +211,7 @@ impl CodeRef {
 }
 
 const CODE_INFO_COLUMNS: &str = "id, user, label, created, revoked, last_used, last_service, \
-     last_rhost, use_count, created_by, revoked_by, services, networks, expires";
+     last_rhost, use_count, created_by, revoked_by, services, networks, expires, owner_uid";
 
 /// Reads a scope from three columns starting at `first`; a value the store should never hold
 /// is a conversion error (a damaged store), never "no limit".
@@ -212,6 +248,7 @@ fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
         created_by: row.get(9)?,
         revoked_by: row.get(10)?,
         scope: scope_at(row, 11)?,
+        owner_uid: row.get(14)?,
     })
 }
 
@@ -249,7 +286,10 @@ impl Store {
 
     fn open_file(path: &Path, access: Access, checks: &Checks) -> Result<Store, Error> {
         let created = match access {
-            Access::Manage { create: true } => create_file_if_missing(path)?,
+            Access::Manage {
+                create: true,
+                upgrade: true,
+            } => create_file_if_missing(path)?,
             _ => None,
         };
         // SQLite opens files by name (it derives the -wal and -shm names from it), so the file is
@@ -367,7 +407,14 @@ impl Store {
                     .pragma_update(None, "synchronous", "NORMAL")
                     .map_err(|e| classify(&path, &e))?;
             }
-            Access::Manage { .. } => {
+            Access::Manage { upgrade, .. } => {
+                if version < LATEST_VERSION && !upgrade && !fresh {
+                    return Err(Error::SchemaOutdated {
+                        path,
+                        found: version,
+                        current: LATEST_VERSION,
+                    });
+                }
                 if fresh {
                     self.conn
                         .pragma_update(None, "journal_mode", "WAL")
@@ -397,23 +444,33 @@ impl Store {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         check_daily_cap(&tx, &path, by)?;
+        // The count and the label are the account's (a label of a code not yet bound to an
+        // account counts too, so that binding it later cannot clash); the tag is checked among
+        // every active code under the name, so that a login never has two hashes to try.
         let (active, label_taken, tag_taken): (i64, bool, bool) = tx
             .query_row(
-                "SELECT count(*), coalesce(sum(label = ?2), 0) > 0, coalesce(sum(lookup_tag = ?3), 0) > 0
+                "SELECT coalesce(sum(owner_uid = ?4), 0),
+                        coalesce(sum((owner_uid = ?4 OR owner_uid IS NULL) AND label = ?2), 0) > 0,
+                        coalesce(sum(lookup_tag = ?3), 0) > 0
                  FROM app_passwords WHERE user = ?1 AND revoked IS NULL",
-                params![code.user, code.label.as_str(), code.lookup_tag],
+                params![
+                    code.owner.name,
+                    code.label.as_str(),
+                    code.lookup_tag,
+                    code.owner.uid
+                ],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(|e| classify(&path, &e))?;
         if label_taken {
             return Err(Error::LabelTaken {
-                user: code.user.into(),
+                user: code.owner.name.into(),
                 label: code.label.as_str().into(),
             });
         }
         if active >= i64::from(max_active) {
             return Err(Error::TooManyCodes {
-                user: code.user.into(),
+                user: code.owner.name.into(),
                 limit: max_active,
             });
         }
@@ -422,10 +479,11 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO app_passwords
-                 (user, label, lookup_tag, hash, created, created_by, services, networks, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (user, label, lookup_tag, hash, created, created_by, services, networks, expires,
+                  owner_uid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
-                code.user,
+                code.owner.name,
                 code.label.as_str(),
                 code.lookup_tag,
                 code.hash,
@@ -434,6 +492,7 @@ impl Store {
                 code.scope.services_column(),
                 code.scope.networks_column(),
                 code.scope.expires,
+                code.owner.uid,
             ],
         )
         .map_err(|e| classify(&path, &e))?;
@@ -442,7 +501,7 @@ impl Store {
             &tx,
             &path,
             by,
-            EventRecord::about_code(code.user, "created", id, code.label.as_str()),
+            EventRecord::about_code(code.owner, "created", id, code.label.as_str()),
         )?;
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(Some(id))
@@ -450,38 +509,43 @@ impl Store {
 
     /// Takes back a code that was just created but could not be shown to anyone (`new` whose
     /// output failed): revoked like any other, recorded as `withdrawn`.
-    pub fn withdraw(&mut self, user: &str, id: i64, by: &Changer<'_>) -> Result<CodeInfo, Error> {
-        self.revoke_as(user, &CodeRef::Id(id), by, "withdrawn")
+    pub fn withdraw(
+        &mut self,
+        owner: Owner<'_>,
+        id: i64,
+        by: &Changer<'_>,
+    ) -> Result<CodeInfo, Error> {
+        self.revoke_as(owner, &CodeRef::Id(id), by, "withdrawn")
     }
 
-    /// Codes of `user`, oldest first; revoked ones only when asked.
-    pub fn list(&self, user: &str, include_revoked: bool) -> Result<Vec<CodeInfo>, Error> {
+    /// Codes of `owner`, oldest first; revoked ones only when asked.
+    pub fn list(&self, owner: Owner<'_>, include_revoked: bool) -> Result<Vec<CodeInfo>, Error> {
         let sql = format!(
             "SELECT {CODE_INFO_COLUMNS} FROM app_passwords
-             WHERE user = ?1 AND (?2 OR revoked IS NULL) ORDER BY id"
+             WHERE user = ?1 AND owner_uid = ?3 AND (?2 OR revoked IS NULL) ORDER BY id"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt
-            .query_map(params![user, include_revoked], code_info)
+            .query_map(params![owner.name, include_revoked, owner.uid], code_info)
             .map_err(|e| self.err(&e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
-    /// One of `user`'s active codes, as it is now.
-    pub fn find(&self, user: &str, which: &CodeRef) -> Result<CodeInfo, Error> {
-        find_active(&self.conn, &self.path, user, which)
+    /// One of `owner`'s active codes, as it is now.
+    pub fn find(&self, owner: Owner<'_>, which: &CodeRef) -> Result<CodeInfo, Error> {
+        find_active(&self.conn, &self.path, owner, which)
     }
 
-    /// Renames one of `user`'s active codes.
+    /// Renames one of `owner`'s active codes.
     pub fn rename(
         &mut self,
-        user: &str,
+        owner: Owner<'_>,
         which: &CodeRef,
         new_label: &Label,
         by: &Changer<'_>,
     ) -> Result<CodeInfo, Error> {
         self.edit(
-            user,
+            owner,
             which,
             &Edit {
                 label: Some(new_label),
@@ -491,25 +555,25 @@ impl Store {
         )
     }
 
-    /// Changes the label and/or the limits of one of `user`'s active codes: the read, the checks
+    /// Changes the label and/or the limits of one of `owner`'s active codes: the read, the checks
     /// and the write in one transaction, so a concurrent change is never lost. Narrowed limits
     /// apply from the next login on.
     pub fn edit(
         &mut self,
-        user: &str,
+        owner: Owner<'_>,
         which: &CodeRef,
         change: &Edit<'_>,
         by: &Changer<'_>,
     ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
-        let mut code = find_active(&tx, &path, user, which)?;
+        let mut code = find_active(&tx, &path, owner, which)?;
         if change
             .expected_scope
             .is_some_and(|expected| *expected != code.scope)
         {
             return Err(Error::ChangedMeanwhile {
-                user: user.into(),
+                user: owner.name.into(),
                 id: code.id,
             });
         }
@@ -519,14 +583,15 @@ impl Store {
             let taken: bool = tx
                 .query_row(
                     "SELECT count(*) > 0 FROM app_passwords
-                     WHERE user = ?1 AND label = ?2 AND revoked IS NULL",
-                    params![user, label.as_str()],
+                     WHERE user = ?1 AND (owner_uid = ?3 OR owner_uid IS NULL) AND label = ?2
+                       AND revoked IS NULL",
+                    params![owner.name, label.as_str(), owner.uid],
                     |r| r.get(0),
                 )
                 .map_err(|e| classify(&path, &e))?;
             if taken {
                 return Err(Error::LabelTaken {
-                    user: user.into(),
+                    user: owner.name.into(),
                     label: label.as_str().into(),
                 });
             }
@@ -570,7 +635,8 @@ impl Store {
             &path,
             by,
             EventRecord {
-                user: Some(user),
+                user: Some(owner.name),
+                owner_uid: Some(i64::from(owner.uid)),
                 action,
                 code_id: Some(code.id),
                 label: Some(&code.label),
@@ -581,27 +647,27 @@ impl Store {
         Ok(code)
     }
 
-    /// Revokes one of `user`'s active codes: the hash is wiped, the row stays for the audit trail.
-    /// Revoking is never refused by the daily cap.
+    /// Revokes one of `owner`'s active codes: the hash is wiped, the row stays for the audit
+    /// trail. Revoking is never refused by the daily cap.
     pub fn revoke(
         &mut self,
-        user: &str,
+        owner: Owner<'_>,
         which: &CodeRef,
         by: &Changer<'_>,
     ) -> Result<CodeInfo, Error> {
-        self.revoke_as(user, which, by, "revoked")
+        self.revoke_as(owner, which, by, "revoked")
     }
 
     fn revoke_as(
         &mut self,
-        user: &str,
+        owner: Owner<'_>,
         which: &CodeRef,
         by: &Changer<'_>,
         action: &str,
     ) -> Result<CodeInfo, Error> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
-        let current = find_active(&tx, &path, user, which)?;
+        let current = find_active(&tx, &path, owner, which)?;
         let actor = by.actor();
         tx.execute(
             "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL WHERE id = ?1",
@@ -612,7 +678,7 @@ impl Store {
             &tx,
             &path,
             by,
-            EventRecord::about_code(user, action, current.id, &current.label),
+            EventRecord::about_code(owner, action, current.id, &current.label),
         )?;
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(CodeInfo {
@@ -622,35 +688,38 @@ impl Store {
         })
     }
 
-    /// Revokes every active code of `user`, or of every user when `user` is `None`; returns
-    /// what was revoked (possibly nothing).
+    /// Revokes every active code in `scope`; returns what was revoked (possibly nothing), and
+    /// records `action` (`revoked`, or `locked down`) for each.
     pub fn revoke_all(
         &mut self,
-        user: Option<&str>,
+        scope: RevokeScope<'_>,
+        action: &str,
         by: &Changer<'_>,
     ) -> Result<Vec<CodeInfo>, Error> {
+        let (name, uid) = match scope {
+            RevokeScope::Owner(owner) => (Some(owner.name), Some(owner.uid)),
+            RevokeScope::Name(name) => (Some(name), None),
+            RevokeScope::Everyone => (None, None),
+        };
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let mut revoked = {
             let sql = format!(
                 "UPDATE app_passwords SET revoked = ?2, revoked_by = ?3, hash = NULL
-                 WHERE (?1 IS NULL OR user = ?1) AND revoked IS NULL RETURNING {CODE_INFO_COLUMNS}"
+                 WHERE (?1 IS NULL OR user = ?1) AND (?4 IS NULL OR owner_uid = ?4)
+                   AND revoked IS NULL
+                 RETURNING {CODE_INFO_COLUMNS}"
             );
             let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, &e))?;
             let rows = stmt
-                .query_map(params![user, by.now, by.actor()], code_info)
+                .query_map(params![name, by.now, by.actor(), uid], code_info)
                 .map_err(|e| classify(&path, &e))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(|e| classify(&path, &e))?
         };
         revoked.sort_by_key(|c| c.id);
         for code in &revoked {
-            record_event(
-                &tx,
-                &path,
-                by,
-                EventRecord::about_code(&code.user, "revoked", code.id, &code.label),
-            )?;
+            record_event(&tx, &path, by, EventRecord::about_row(code, action))?;
         }
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(revoked)
@@ -681,40 +750,40 @@ impl Store {
                 params![revoked_before],
             )
             .map_err(|e| classify(&path, &e))?;
+        tx.execute(
+            "DELETE FROM code_uses WHERE code_id NOT IN (SELECT id FROM app_passwords)",
+            [],
+        )
+        .map_err(|e| classify(&path, &e))?;
         let detail = format!(
             "{removed} revoked app passwords, revoked up to {}",
             crate::timefmt::rfc3339(revoked_before)
         );
-        record_event(
-            &tx,
-            &path,
-            by,
-            EventRecord {
-                user: None,
-                action: "pruned",
-                code_id: None,
-                label: None,
-                detail: Some(&detail),
-            },
-        )?;
+        record_event(&tx, &path, by, EventRecord::store_wide("pruned", &detail))?;
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(removed)
     }
 
-    /// The event trail, oldest first: about `user`'s codes, or everyone's when `None`; at most
-    /// the `limit` newest.
-    pub fn events(&self, user: Option<&str>, limit: u32) -> Result<Vec<Event>, Error> {
+    /// The event trail, oldest first, at most the `limit` newest: about one account's codes
+    /// (`list --events`), everything under one name (root's `audit --events --user`), or all.
+    pub fn events(&self, about: EventsAbout<'_>, limit: u32) -> Result<Vec<Event>, Error> {
+        let (name, uid) = match about {
+            EventsAbout::Owner(owner) => (Some(owner.name), Some(owner.uid)),
+            EventsAbout::Name(name) => (Some(name), None),
+            EventsAbout::Everyone => (None, None),
+        };
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id, time, actor_uid, actor, origin, user, action, code_id, label, detail
-                 FROM (SELECT * FROM events WHERE (?1 IS NULL OR user = ?1)
+                 FROM (SELECT * FROM events
+                       WHERE (?1 IS NULL OR user = ?1) AND (?3 IS NULL OR owner_uid = ?3)
                        ORDER BY id DESC LIMIT ?2)
                  ORDER BY id",
             )
             .map_err(|e| self.err(&e))?;
         let rows = stmt
-            .query_map(params![user, limit], |row| {
+            .query_map(params![name, limit, uid], |row| {
                 Ok(Event {
                     id: row.get(0)?,
                     time: row.get(1)?,
@@ -732,9 +801,243 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
+    /// Binds codes from before schema 5 (no `owner_uid`) to the uid their owner's name has now,
+    /// or to [`NO_ACCOUNT`] when it names none, with their events, one name at a time: the user
+    /// database is asked with no transaction open, then one short transaction per name writes the
+    /// binding and a `bound` event. A name the database cannot answer for is postponed (its codes
+    /// stay unbound, and refused). apppw-ctl runs this in root's runs only.
+    pub fn bind_unowned(
+        &mut self,
+        accounts: &impl Accounts,
+        by: &Changer<'_>,
+    ) -> Result<BindOutcome, Error> {
+        let path = self.path.clone();
+        let unbound: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT DISTINCT user FROM app_passwords WHERE owner_uid IS NULL
+                     UNION SELECT DISTINCT user FROM events
+                           WHERE owner_uid IS NULL AND user IS NOT NULL
+                     ORDER BY 1",
+                )
+                .map_err(|e| classify(&path, &e))?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))
+                .map_err(|e| classify(&path, &e))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| classify(&path, &e))?
+        };
+        let mut outcome = BindOutcome::default();
+        for user in unbound {
+            let uid = match accounts.uid_of(&user) {
+                Ok(uid) => uid,
+                Err(e) => {
+                    outcome.postponed.push((user, e.to_string()));
+                    continue;
+                }
+            };
+            let owner_uid = uid.map_or(NO_ACCOUNT, i64::from);
+            let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
+            let codes = tx
+                .execute(
+                    "UPDATE app_passwords SET owner_uid = ?2 WHERE user = ?1 AND owner_uid IS NULL",
+                    params![user, owner_uid],
+                )
+                .map_err(|e| classify(&path, &e))?;
+            tx.execute(
+                "UPDATE events SET owner_uid = ?2 WHERE user = ?1 AND owner_uid IS NULL",
+                params![user, owner_uid],
+            )
+            .map_err(|e| classify(&path, &e))?;
+            let detail = match uid {
+                Some(uid) => format!("{codes} app passwords bound to uid {uid} at upgrade"),
+                None => format!(
+                    "{codes} app passwords of a name with no account at upgrade; they never log in"
+                ),
+            };
+            record_event(
+                &tx,
+                &path,
+                by,
+                EventRecord {
+                    user: Some(&user),
+                    owner_uid: Some(owner_uid),
+                    action: "bound",
+                    code_id: None,
+                    label: None,
+                    detail: Some(&detail),
+                },
+            )?;
+            tx.commit().map_err(|e| classify(&path, &e))?;
+            if codes > 0 {
+                outcome.bound.push(Binding { user, uid, codes });
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Codes (active and revoked) whose owner's name now resolves to another uid or to no
+    /// account: what `audit --orphans` shows and `prune --orphans` deletes. Codes not yet bound
+    /// to an account are not among them.
+    pub fn orphans(&self, accounts: &impl Accounts) -> Result<Vec<Orphan>, Error> {
+        let sql = format!("SELECT {CODE_INFO_COLUMNS} FROM app_passwords ORDER BY user, id");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let codes: Vec<CodeInfo> = stmt
+            .query_map([], code_info)
+            .map_err(|e| self.err(&e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(&e))?;
+        let mut orphans = Vec::new();
+        let mut looked_up: Option<(String, Option<u32>)> = None;
+        for code in codes {
+            // Rows come ordered by name: one lookup per name.
+            let now_uid = match &looked_up {
+                Some((name, uid)) if *name == code.user => *uid,
+                _ => {
+                    let uid = accounts.uid_of(&code.user)?;
+                    looked_up = Some((code.user.clone(), uid));
+                    uid
+                }
+            };
+            // Unbound codes (NULL) are not orphans: their owner is not known yet.
+            if code.owner_uid.is_some() && code.owner_uid != now_uid.map(i64::from) {
+                orphans.push(Orphan { code, now_uid });
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// Deletes every row `orphans` lists, with its use history, in one transaction; the event
+    /// trail is kept. Returns what was deleted.
+    pub fn prune_orphans(
+        &mut self,
+        accounts: &impl Accounts,
+        by: &Changer<'_>,
+    ) -> Result<Vec<Orphan>, Error> {
+        let orphans = self.orphans(accounts)?;
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
+        let mut deleted = Vec::new();
+        for orphan in orphans {
+            // Only if the row is still as it was read: a row bound or changed meanwhile stays.
+            let gone = tx
+                .query_row(
+                    "DELETE FROM app_passwords WHERE id = ?1 AND owner_uid IS ?2 RETURNING id",
+                    params![orphan.code.id, orphan.code.owner_uid],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map_err(|e| classify(&path, &e))?;
+            if gone.is_some() {
+                tx.execute(
+                    "DELETE FROM code_uses WHERE code_id = ?1",
+                    params![orphan.code.id],
+                )
+                .map_err(|e| classify(&path, &e))?;
+                deleted.push(orphan);
+            }
+        }
+        let detail = format!(
+            "{} app passwords of deleted or replaced accounts",
+            deleted.len()
+        );
+        record_event(&tx, &path, by, EventRecord::store_wide("pruned", &detail))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
+        Ok(deleted)
+    }
+
+    /// Where code `id` was used recently: its distinct (service, remote host) pairs, most
+    /// recent first (at most `USE_HISTORY_LIMIT`).
+    pub fn uses(&self, id: i64) -> Result<Vec<UseEntry>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT service, rhost, first, last, count FROM code_uses WHERE code_id = ?1
+                 ORDER BY last DESC, first DESC",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok(UseEntry {
+                    service: r.get(0)?,
+                    rhost: r.get(1)?,
+                    first: r.get(2)?,
+                    last: r.get(3)?,
+                    count: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// One of `owner`'s codes, active or revoked, by id (for `list --history`).
+    pub fn find_any(&self, owner: Owner<'_>, id: i64) -> Result<CodeInfo, Error> {
+        let sql = format!(
+            "SELECT {CODE_INFO_COLUMNS} FROM app_passwords
+             WHERE id = ?1 AND user = ?2 AND owner_uid = ?3"
+        );
+        self.conn
+            .query_row(&sql, params![id, owner.name, owner.uid], code_info)
+            .optional()
+            .map_err(|e| self.err(&e))?
+            .ok_or_else(|| Error::NoSuchCode {
+                user: owner.name.into(),
+                what: CodeRef::Id(id).describe(),
+            })
+    }
+
     fn err(&self, e: &rusqlite::Error) -> Error {
         classify(&self.path, e)
     }
+}
+
+/// Longest PAM item (service, remote host) a use record keeps, in bytes.
+const MAX_ITEM_BYTES: usize = 255;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn bounded(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// What `bind_unowned` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BindOutcome {
+    /// Names whose codes were bound.
+    pub bound: Vec<Binding>,
+    /// Names the user database could not answer for, and why.
+    pub postponed: Vec<(String, String)>,
+}
+
+/// What `bind_unowned` did for one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub user: String,
+    /// The uid the name resolved to; `None`: no account.
+    pub uid: Option<u32>,
+    pub codes: usize,
+}
+
+/// A code whose owner is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    pub code: CodeInfo,
+    /// What its owner's name resolves to now (`None`: no account).
+    pub now_uid: Option<u32>,
+}
+
+/// One (service, remote host) pair a code was used from. Empty text: the item was not set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UseEntry {
+    pub service: String,
+    pub rhost: String,
+    pub first: i64,
+    pub last: i64,
+    pub count: i64,
 }
 
 /// The login's two statements.
@@ -743,7 +1046,7 @@ impl LoginStore for Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, label, hash, created, last_used, services, networks, expires
+                "SELECT id, label, hash, created, last_used, services, networks, expires, owner_uid
                  FROM app_passwords WHERE user = ?1 AND lookup_tag = ?2 AND revoked IS NULL",
             )
             .map_err(|e| self.err(&e))?;
@@ -756,29 +1059,57 @@ impl LoginStore for Store {
                     created: row.get(3)?,
                     last_used: row.get(4)?,
                     scope: scope_at(row, 5)?,
+                    owner_uid: row.get(8)?,
                 })
             })
             .map_err(|e| self.err(&e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
+    /// The code's last use, and its row in the history of (service, host) pairs, each written
+    /// at most once per `min_interval`; the history keeps the `USE_HISTORY_LIMIT` pairs used
+    /// most recently. One transaction, so a history never outgrows its bound.
     fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error> {
-        let changed = self
+        // PAM items are whatever the application passed: a row stays small whatever they are.
+        let service = record.service.map(|s| bounded(s, MAX_ITEM_BYTES));
+        let rhost = record.rhost.map(|s| bounded(s, MAX_ITEM_BYTES));
+        let tx = self
             .conn
+            .unchecked_transaction()
+            .map_err(|e| self.err(&e))?;
+        let changed = tx
             .execute(
                 "UPDATE app_passwords
                  SET last_used = ?2, last_service = ?3, last_rhost = ?4, use_count = use_count + 1
                  WHERE id = ?1 AND revoked IS NULL
                    AND (last_used IS NULL OR last_used <= ?2 - ?5 OR last_used > ?2)",
-                params![
-                    id,
-                    record.now,
-                    record.service,
-                    record.rhost,
-                    record.min_interval
-                ],
+                params![id, record.now, service, rhost, record.min_interval],
             )
             .map_err(|e| self.err(&e))?;
+        let (service, rhost) = (service.unwrap_or(""), rhost.unwrap_or(""));
+        // Only for a code still active (the UPDATE above may also have been skipped by the
+        // interval alone).
+        let new_pair = tx
+            .execute(
+                "INSERT INTO code_uses (code_id, service, rhost, first, last, count)
+                 SELECT ?1, ?2, ?3, ?4, ?4, 1
+                 WHERE EXISTS (SELECT 1 FROM app_passwords WHERE id = ?1 AND revoked IS NULL)
+                 ON CONFLICT (code_id, service, rhost) DO UPDATE
+                 SET last = excluded.last, count = count + 1
+                 WHERE last <= excluded.last - ?5 OR last > excluded.last",
+                params![id, service, rhost, record.now, record.min_interval],
+            )
+            .map_err(|e| self.err(&e))?;
+        if new_pair == 1 {
+            tx.execute(
+                "DELETE FROM code_uses WHERE code_id = ?1 AND (service, rhost) NOT IN
+                     (SELECT service, rhost FROM code_uses WHERE code_id = ?1
+                      ORDER BY last DESC, first DESC LIMIT ?2)",
+                params![id, USE_HISTORY_LIMIT],
+            )
+            .map_err(|e| self.err(&e))?;
+        }
+        tx.commit().map_err(|e| self.err(&e))?;
         Ok(changed == 1)
     }
 }
@@ -786,7 +1117,7 @@ impl LoginStore for Store {
 fn find_active(
     conn: &Connection,
     path: &Path,
-    user: &str,
+    owner: Owner<'_>,
     which: &CodeRef,
 ) -> Result<CodeInfo, Error> {
     let filter = match which {
@@ -795,16 +1126,20 @@ fn find_active(
     };
     let sql = format!(
         "SELECT {CODE_INFO_COLUMNS} FROM app_passwords
-         WHERE user = ?1 AND revoked IS NULL AND {filter}"
+         WHERE user = ?1 AND owner_uid = ?3 AND revoked IS NULL AND {filter}"
     );
     let found = match which {
-        CodeRef::Id(id) => conn.query_row(&sql, params![user, id], code_info),
-        CodeRef::Label(label) => conn.query_row(&sql, params![user, label.as_str()], code_info),
+        CodeRef::Id(id) => conn.query_row(&sql, params![owner.name, id, owner.uid], code_info),
+        CodeRef::Label(label) => conn.query_row(
+            &sql,
+            params![owner.name, label.as_str(), owner.uid],
+            code_info,
+        ),
     }
     .optional()
     .map_err(|e| classify(path, &e))?;
     found.ok_or_else(|| Error::NoSuchCode {
-        user: user.into(),
+        user: owner.name.into(),
         what: which.describe(),
     })
 }
@@ -823,6 +1158,7 @@ pub struct Edit<'a> {
 #[derive(Clone, Copy)]
 struct EventRecord<'a> {
     user: Option<&'a str>,
+    owner_uid: Option<i64>,
     action: &'a str,
     code_id: Option<i64>,
     label: Option<&'a str>,
@@ -830,13 +1166,38 @@ struct EventRecord<'a> {
 }
 
 impl<'a> EventRecord<'a> {
-    /// `action` on code `code_id` (labelled `label`) of `user`, with nothing more to say.
-    fn about_code(user: &'a str, action: &'a str, code_id: i64, label: &'a str) -> Self {
+    /// `action` on code `code_id` (labelled `label`) of `owner`, with nothing more to say.
+    fn about_code(owner: Owner<'a>, action: &'a str, code_id: i64, label: &'a str) -> Self {
         EventRecord {
-            user: Some(user),
+            user: Some(owner.name),
+            owner_uid: Some(i64::from(owner.uid)),
             action,
             code_id: Some(code_id),
             label: Some(label),
+            detail: None,
+        }
+    }
+
+    /// `action` on the store as a whole (no user, no code), with `detail`.
+    fn store_wide(action: &'a str, detail: &'a str) -> Self {
+        EventRecord {
+            user: None,
+            owner_uid: None,
+            action,
+            code_id: None,
+            label: None,
+            detail: Some(detail),
+        }
+    }
+
+    /// `action` on the code `code`, as its row says whose it is.
+    fn about_row(code: &'a CodeInfo, action: &'a str) -> Self {
+        EventRecord {
+            user: Some(&code.user),
+            owner_uid: code.owner_uid,
+            action,
+            code_id: Some(code.id),
+            label: Some(&code.label),
             detail: None,
         }
     }
@@ -849,8 +1210,9 @@ fn record_event(
     event: EventRecord<'_>,
 ) -> Result<(), Error> {
     conn.execute(
-        "INSERT INTO events (time, actor_uid, actor, origin, user, action, code_id, label, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO events
+             (time, actor_uid, actor, origin, user, action, code_id, label, detail, owner_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             by.now,
             by.uid,
@@ -860,7 +1222,8 @@ fn record_event(
             event.action,
             event.code_id,
             event.label,
-            event.detail
+            event.detail,
+            event.owner_uid
         ],
     )
     .map_err(|e| classify(path, &e))?;

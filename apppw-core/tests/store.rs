@@ -3,13 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
+use apppw_core::accounts::Accounts;
 use apppw_core::error::Error;
 use apppw_core::hash::HashParams;
+use apppw_core::login::LoginStore;
 use apppw_core::login::{Decision, LoginAttempt, Rejection, check_login};
 use apppw_core::mint::{MintRequest, Minted, mint};
+use apppw_core::schema::USE_HISTORY_LIMIT;
 use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
 use apppw_core::scope::{Limit, Scope};
-use apppw_core::{Access, Changer, CodeRef, Edit, Label, Policy, Store};
+use apppw_core::store::{BindOutcome, Binding, UseRecord};
+use apppw_core::{
+    Access, Changer, CodeRef, Edit, EventsAbout, Label, Owner, Policy, RevokeScope, Store,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -52,7 +58,14 @@ impl Fixture {
 
     /// The store as apppw-ctl opens it (scratch: these temporary directories are not root's).
     fn manage(&self) -> Store {
-        Store::open_scratch(&self.path, Access::Manage { create: true }).unwrap()
+        Store::open_scratch(
+            &self.path,
+            Access::Manage {
+                create: true,
+                upgrade: true,
+            },
+        )
+        .unwrap()
     }
 
     /// The store as the PAM module opens it.
@@ -73,7 +86,7 @@ impl Fixture {
             rhost: Some("192.0.2.7"),
             now: NOW + 5,
         };
-        check_login(&self.login_store(), &Policy::default(), &attempt).unwrap()
+        check_login(&self.login_store(), &ACCOUNTS, &Policy::default(), &attempt).unwrap()
     }
 }
 
@@ -88,10 +101,39 @@ fn alice_at(now: i64) -> Changer<'static> {
     }
 }
 
+/// The accounts of these tests: alice is uid 1000 and bob 1001.
+const ALICE: Owner<'static> = Owner {
+    name: "alice",
+    uid: 1000,
+};
+const BOB: Owner<'static> = Owner {
+    name: "bob",
+    uid: 1001,
+};
+
+fn owner(name: &str) -> Owner<'_> {
+    match name {
+        "alice" => ALICE,
+        "bob" => BOB,
+        _ => panic!("no account {name} in these tests"),
+    }
+}
+
+/// The user database as these tests see it: alice and bob, nobody else.
+struct TestAccounts;
+
+const ACCOUNTS: TestAccounts = TestAccounts;
+
+impl Accounts for TestAccounts {
+    fn uid_of(&self, name: &str) -> Result<Option<u32>, Error> {
+        Ok(["alice", "bob"].contains(&name).then(|| owner(name).uid))
+    }
+}
+
 fn mint_in(store: &mut Store, user: &str, label: &str, rng: &mut StdRng) -> Result<Minted, Error> {
     let label = Label::new(label).unwrap();
     let request = MintRequest {
-        user,
+        owner: owner(user),
         label: &label,
         scope: &Scope::default(),
     };
@@ -148,7 +190,7 @@ fn the_apppw_ctl_service_never_accepts_a_code() {
         now: NOW,
     };
     assert_eq!(
-        check_login(&f.login_store(), &Policy::default(), &attempt).unwrap(),
+        check_login(&f.login_store(), &ACCOUNTS, &Policy::default(), &attempt).unwrap(),
         Decision::Rejected(Rejection::ServiceRefused)
     );
 }
@@ -165,12 +207,12 @@ fn last_use_is_recorded_at_most_once_a_minute() {
             rhost: Some("2001:db8::1"),
             now,
         };
-        match check_login(&f.login_store(), &Policy::default(), &attempt).unwrap() {
+        match check_login(&f.login_store(), &ACCOUNTS, &Policy::default(), &attempt).unwrap() {
             Decision::Accepted { recorded, .. } => assert_eq!(recorded, Ok(expect_written)),
             other @ Decision::Rejected(_) => panic!("{other:?}"),
         }
     }
-    let listed = f.manage().list("alice", false).unwrap();
+    let listed = f.manage().list(ALICE, false).unwrap();
     let last = listed[0].last_used.clone().unwrap();
     assert_eq!(last.time, NOW + 61);
     assert_eq!(last.service.as_deref(), Some("smtp"));
@@ -186,11 +228,11 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     let printer = f.mint("alice", "Printer");
     let mut store = f.manage();
     store
-        .revoke("alice", &CodeRef::Id(phone.id), &Changer::root(NOW + 1))
+        .revoke(ALICE, &CodeRef::Id(phone.id), &Changer::root(NOW + 1))
         .unwrap();
     store
         .revoke(
-            "alice",
+            ALICE,
             &CodeRef::parse("Laptop").unwrap(),
             &alice_at(NOW + 2),
         )
@@ -208,15 +250,19 @@ fn revoked_codes_stop_working_and_keep_their_row() {
         Some(printer.id)
     );
 
-    let all = store.list("alice", true).unwrap();
+    let all = store.list(ALICE, true).unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].revoked, Some(NOW + 1));
     assert_eq!(all[0].created_by.as_deref(), Some("root (uid 0)"));
     assert_eq!(all[1].revoked_by.as_deref(), Some("alice (uid 1000)"));
-    assert_eq!(store.list("alice", false).unwrap().len(), 1);
+    assert_eq!(store.list(ALICE, false).unwrap().len(), 1);
 
     let gone = store
-        .revoke_all(Some("alice"), &Changer::root(NOW + 3))
+        .revoke_all(
+            RevokeScope::Owner(ALICE),
+            "revoked",
+            &Changer::root(NOW + 3),
+        )
         .unwrap();
     assert_eq!(
         gone.iter().map(|c| c.id).collect::<Vec<_>>(),
@@ -228,7 +274,11 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     );
     assert!(
         store
-            .revoke_all(Some("alice"), &Changer::root(NOW + 4))
+            .revoke_all(
+                RevokeScope::Owner(ALICE),
+                "revoked",
+                &Changer::root(NOW + 4)
+            )
             .unwrap()
             .is_empty()
     );
@@ -239,7 +289,7 @@ fn hashes_are_wiped_on_revocation() {
     let mut f = Fixture::new();
     let phone = f.mint("alice", "Phone");
     f.manage()
-        .revoke("alice", &CodeRef::Id(phone.id), &Changer::root(NOW))
+        .revoke(ALICE, &CodeRef::Id(phone.id), &Changer::root(NOW))
         .unwrap();
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     let hash: Option<String> = conn
@@ -258,12 +308,12 @@ fn users_cannot_touch_each_others_codes_by_id() {
     let alices = f.mint("alice", "Phone");
     let mut store = f.manage();
     let err = store
-        .revoke("bob", &CodeRef::Id(alices.id), &Changer::root(NOW))
+        .revoke(BOB, &CodeRef::Id(alices.id), &Changer::root(NOW))
         .unwrap_err();
     assert!(matches!(err, Error::NoSuchCode { .. }), "{err}");
     let err = store
         .rename(
-            "bob",
+            BOB,
             &CodeRef::Id(alices.id),
             &Label::new("mine").unwrap(),
             &Changer::root(NOW),
@@ -288,7 +338,7 @@ fn labels_are_unique_among_active_codes_and_limits_hold() {
     // Another user may use the same label; a revoked label may be reused.
     mint_in(&mut store, "bob", "Phone", &mut f.rng).unwrap();
     store
-        .revoke("alice", &CodeRef::Id(first.id), &Changer::root(NOW))
+        .revoke(ALICE, &CodeRef::Id(first.id), &Changer::root(NOW))
         .unwrap();
     mint_in(&mut store, "alice", "Phone", &mut f.rng).unwrap();
 
@@ -298,7 +348,7 @@ fn labels_are_unique_among_active_codes_and_limits_hold() {
         .err()
         .unwrap();
     assert!(matches!(err, Error::TooManyCodes { limit: 3, .. }), "{err}");
-    assert_eq!(store.list("alice", false).unwrap().len(), 3);
+    assert_eq!(store.list(ALICE, false).unwrap().len(), 3);
 }
 
 #[test]
@@ -309,7 +359,7 @@ fn rename_changes_only_the_label() {
     let mut store = f.manage();
     let err = store
         .rename(
-            "alice",
+            ALICE,
             &CodeRef::Id(phone.id),
             &Label::new("Laptop").unwrap(),
             &Changer::root(NOW),
@@ -318,7 +368,7 @@ fn rename_changes_only_the_label() {
     assert!(matches!(err, Error::LabelTaken { .. }));
     let renamed = store
         .rename(
-            "alice",
+            ALICE,
             &CodeRef::Id(phone.id),
             &Label::new("Desktop Outlook").unwrap(),
             &Changer::root(NOW),
@@ -357,14 +407,38 @@ fn every_older_schema_version_upgrades_to_the_latest() {
             let err = Store::open_scratch(&f.path, Access::Login).err().unwrap();
             assert!(matches!(err, Error::SchemaOutdated { .. }), "{err}");
         }
-        drop(Store::open_scratch(&f.path, Access::Manage { create: false }).unwrap());
+        {
+            // What apppw-ctl does on every store it opens: upgrade, then bind old codes to the
+            // uid their owner's name has now.
+            let mut store = Store::open_scratch(
+                &f.path,
+                Access::Manage {
+                    create: false,
+                    upgrade: true,
+                },
+            )
+            .unwrap();
+            let outcome = store.bind_unowned(&ACCOUNTS, &Changer::root(NOW)).unwrap();
+            if start >= 1 {
+                assert_eq!(
+                    outcome.bound,
+                    [Binding {
+                        user: "alice".into(),
+                        uid: Some(1000),
+                        codes: 1
+                    }]
+                );
+            }
+            let again = store.bind_unowned(&ACCOUNTS, &Changer::root(NOW)).unwrap();
+            assert_eq!(again, BindOutcome::default());
+        }
         let conn = rusqlite::Connection::open(&f.path).unwrap();
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, LATEST_VERSION);
         let store = Store::open_scratch(&f.path, Access::Login).unwrap();
-        let rows = store.list("alice", true).unwrap();
+        let rows = store.list(ALICE, true).unwrap();
         if start >= 1 {
             assert_eq!(
                 rows.len(),
@@ -407,7 +481,16 @@ fn things_that_are_not_a_store_are_refused_by_both_sides() {
         (
             "newer schema",
             Box::new(|p| {
-                drop(Store::open_scratch(p, Access::Manage { create: true }).unwrap());
+                drop(
+                    Store::open_scratch(
+                        p,
+                        Access::Manage {
+                            create: true,
+                            upgrade: true,
+                        },
+                    )
+                    .unwrap(),
+                );
                 let c = rusqlite::Connection::open(p).unwrap();
                 c.pragma_update(None, "user_version", 99).unwrap();
             }),
@@ -417,7 +500,16 @@ fn things_that_are_not_a_store_are_refused_by_both_sides() {
             "symlink",
             Box::new(|p| {
                 let real = p.with_extension("real");
-                drop(Store::open_scratch(&real, Access::Manage { create: true }).unwrap());
+                drop(
+                    Store::open_scratch(
+                        &real,
+                        Access::Manage {
+                            create: true,
+                            upgrade: true,
+                        },
+                    )
+                    .unwrap(),
+                );
                 std::os::unix::fs::symlink(&real, p).unwrap();
             }),
         ),
@@ -425,7 +517,13 @@ fn things_that_are_not_a_store_are_refused_by_both_sides() {
     for (i, (name, make)) in cases.iter().enumerate() {
         let path = dir.join(format!("case{i}.db"));
         make(&path);
-        for access in [Access::Login, Access::Manage { create: true }] {
+        for access in [
+            Access::Login,
+            Access::Manage {
+                create: true,
+                upgrade: true,
+            },
+        ] {
             let err = open_error(&path, access);
             let expected = match *name {
                 "newer schema" => matches!(err, Error::SchemaTooNew { found: 99, .. }),
@@ -444,7 +542,13 @@ fn things_that_are_not_a_store_are_refused_by_both_sides() {
         Error::StoreMissing { .. }
     ));
     assert!(matches!(
-        open_error(&missing, Access::Manage { create: false }),
+        open_error(
+            &missing,
+            Access::Manage {
+                create: false,
+                upgrade: true
+            }
+        ),
         Error::StoreMissing { .. }
     ));
     assert!(!missing.exists(), "a login must never create a store");
@@ -465,7 +569,7 @@ fn a_damaged_hash_is_an_error_not_a_match() {
         now: NOW,
     };
     assert!(matches!(
-        check_login(&f.login_store(), &Policy::default(), &attempt),
+        check_login(&f.login_store(), &ACCOUNTS, &Policy::default(), &attempt),
         Err(Error::BadStoredHash(_))
     ));
 }
@@ -482,7 +586,7 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
     let minted = {
         let mut store = f.manage();
         let request = MintRequest {
-            user: "alice",
+            owner: ALICE,
             label: &label,
             scope: &scope,
         };
@@ -503,7 +607,7 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
             rhost: Some(rhost),
             now,
         };
-        check_login(&f.login_store(), &Policy::default(), &a).unwrap()
+        check_login(&f.login_store(), &ACCOUNTS, &Policy::default(), &a).unwrap()
     };
     let code = minted.code.as_bytes();
     assert_eq!(
@@ -542,7 +646,7 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
     };
     f.manage()
         .edit(
-            "alice",
+            ALICE,
             &CodeRef::Id(minted.id),
             &Edit {
                 scope: Some(&narrower),
@@ -576,6 +680,7 @@ fn the_policy_can_retire_unused_codes_and_close_services() {
     assert!(matches!(
         check_login(
             &f.login_store(),
+            &ACCOUNTS,
             &policy,
             &attempt(NOW + 29 * 86_400, "imap")
         )
@@ -586,6 +691,7 @@ fn the_policy_can_retire_unused_codes_and_close_services() {
     assert!(matches!(
         check_login(
             &f.login_store(),
+            &ACCOUNTS,
             &policy,
             &attempt(NOW + 58 * 86_400, "imap")
         )
@@ -595,6 +701,7 @@ fn the_policy_can_retire_unused_codes_and_close_services() {
     assert!(matches!(
         check_login(
             &f.login_store(),
+            &ACCOUNTS,
             &policy,
             &attempt(NOW + 88 * 86_400, "imap")
         )
@@ -609,7 +716,7 @@ fn the_policy_can_retire_unused_codes_and_close_services() {
         ..Policy::default()
     };
     assert_eq!(
-        check_login(&f.login_store(), &closed, &attempt(NOW, "imap")).unwrap(),
+        check_login(&f.login_store(), &ACCOUNTS, &closed, &attempt(NOW, "imap")).unwrap(),
         Decision::Rejected(Rejection::ServiceNotAllowed)
     );
 }
@@ -620,7 +727,7 @@ fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
     let mut store = f.manage();
     let label = Label::new("Phone").unwrap();
     let request = MintRequest {
-        user: "alice",
+        owner: ALICE,
         label: &label,
         scope: &Scope::default(),
     };
@@ -635,7 +742,7 @@ fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
     let which = CodeRef::Id(minted.id);
     store
         .rename(
-            "alice",
+            ALICE,
             &which,
             &Label::new("Laptop").unwrap(),
             &alice_at(NOW + 1),
@@ -650,13 +757,13 @@ fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
         ..Edit::default()
     };
     store
-        .edit("alice", &which, &change, &alice_at(NOW + 2))
+        .edit(ALICE, &which, &change, &alice_at(NOW + 2))
         .unwrap();
     store
-        .revoke("alice", &which, &Changer::root(NOW + 3))
+        .revoke(ALICE, &which, &Changer::root(NOW + 3))
         .unwrap();
     store.prune(NOW + 3, &Changer::root(NOW + 4)).unwrap();
-    let events = store.events(None, 100).unwrap();
+    let events = store.events(EventsAbout::Everyone, 100).unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -677,9 +784,12 @@ fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
     assert_eq!(events[3].label.as_deref(), Some("Laptop"));
     assert_eq!(events[4].user, None);
     // Users see the events about their own codes; the limit keeps the newest.
-    assert_eq!(store.events(Some("alice"), 100).unwrap().len(), 4);
-    assert_eq!(store.events(Some("bob"), 100).unwrap().len(), 0);
-    let newest = store.events(None, 2).unwrap();
+    assert_eq!(
+        store.events(EventsAbout::Owner(ALICE), 100).unwrap().len(),
+        4
+    );
+    assert_eq!(store.events(EventsAbout::Owner(BOB), 100).unwrap().len(), 0);
+    let newest = store.events(EventsAbout::Everyone, 2).unwrap();
     assert_eq!(
         newest.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         ["revoked", "pruned"]
@@ -699,18 +809,18 @@ fn a_change_that_cannot_be_recorded_is_not_made() {
     drop(conn);
     let mut store = f.manage();
     let which = CodeRef::Id(minted.id);
-    assert!(store.revoke("alice", &which, &alice_at(NOW + 1)).is_err());
+    assert!(store.revoke(ALICE, &which, &alice_at(NOW + 1)).is_err());
     assert!(
         store
             .rename(
-                "alice",
+                ALICE,
                 &which,
                 &Label::new("Other").unwrap(),
                 &alice_at(NOW + 1)
             )
             .is_err()
     );
-    let codes = store.list("alice", true).unwrap();
+    let codes = store.list(ALICE, true).unwrap();
     assert_eq!(codes[0].revoked, None);
     assert_eq!(codes[0].label, "Phone");
 }
@@ -729,7 +839,7 @@ fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
     for (i, name) in ["One", "Two", "Three"].iter().enumerate() {
         let label = Label::new(name).unwrap();
         let request = MintRequest {
-            user: "alice",
+            owner: ALICE,
             label: &label,
             scope: &Scope::default(),
         };
@@ -745,7 +855,7 @@ fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
     }
     let label = Label::new("Four").unwrap();
     let request = MintRequest {
-        user: "alice",
+        owner: ALICE,
         label: &label,
         scope: &Scope::default(),
     };
@@ -759,7 +869,7 @@ fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
     assert!(err.to_string().contains("max_changes_per_day"), "{err}");
     let err = store
         .rename(
-            "alice",
+            ALICE,
             &CodeRef::Id(ids[0]),
             &Label::new("Renamed").unwrap(),
             &capped(NOW + 11),
@@ -769,7 +879,7 @@ fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
     // Revoking always works, and does not count.
     for id in &ids {
         store
-            .revoke("alice", &CodeRef::Id(*id), &capped(NOW + 12))
+            .revoke(ALICE, &CodeRef::Id(*id), &capped(NOW + 12))
             .unwrap();
     }
     // A day after the first creation, room again; root is never capped.
@@ -781,7 +891,7 @@ fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
         &mut f.rng,
     )
     .unwrap();
-    assert_eq!(store.list("alice", true).unwrap().len(), 4);
+    assert_eq!(store.list(ALICE, true).unwrap().len(), 4);
 }
 
 #[test]
@@ -790,7 +900,7 @@ fn an_edit_decided_on_stale_limits_is_refused() {
     let minted = f.mint("alice", "Phone");
     let mut store = f.manage();
     let which = CodeRef::Id(minted.id);
-    let seen = store.find("alice", &which).unwrap().scope;
+    let seen = store.find(ALICE, &which).unwrap().scope;
     let imap = Scope {
         services: vec!["imap".into()],
         ..Scope::default()
@@ -800,7 +910,7 @@ fn an_edit_decided_on_stale_limits_is_refused() {
         ..Edit::default()
     };
     store
-        .edit("alice", &which, &meanwhile, &alice_at(NOW + 1))
+        .edit(ALICE, &which, &meanwhile, &alice_at(NOW + 1))
         .unwrap();
     let wider = Scope::default();
     let late = Edit {
@@ -809,10 +919,10 @@ fn an_edit_decided_on_stale_limits_is_refused() {
         ..Edit::default()
     };
     let err = store
-        .edit("alice", &which, &late, &alice_at(NOW + 2))
+        .edit(ALICE, &which, &late, &alice_at(NOW + 2))
         .unwrap_err();
     assert!(matches!(err, Error::ChangedMeanwhile { .. }), "{err}");
-    assert_eq!(store.find("alice", &which).unwrap().scope, imap);
+    assert_eq!(store.find(ALICE, &which).unwrap().scope, imap);
 }
 
 #[test]
@@ -821,13 +931,13 @@ fn a_withdrawn_code_is_revoked_and_says_why() {
     let minted = f.mint("alice", "Lost");
     let mut store = f.manage();
     let withdrawn = store
-        .withdraw("alice", minted.id, &alice_at(NOW + 1))
+        .withdraw(ALICE, minted.id, &alice_at(NOW + 1))
         .unwrap();
     assert_eq!(withdrawn.revoked, Some(NOW + 1));
-    assert!(store.list("alice", false).unwrap().is_empty());
+    assert!(store.list(ALICE, false).unwrap().is_empty());
     assert_eq!(
         store
-            .events(Some("alice"), 10)
+            .events(EventsAbout::Owner(ALICE), 10)
             .unwrap()
             .last()
             .unwrap()
@@ -845,7 +955,7 @@ fn the_wal_is_truncated_after_checkpoints() {
     for i in 0..3000 {
         let label = Label::new(&format!("Label {i}")).unwrap();
         store
-            .rename("alice", &which, &label, &Changer::root(NOW))
+            .rename(ALICE, &which, &label, &Changer::root(NOW))
             .unwrap();
     }
     drop(store);
@@ -876,6 +986,7 @@ fn the_trusted_open_checks_the_file_it_opened() {
     assert!(matches!(
         check_login(
             &opened,
+            &ACCOUNTS,
             &Policy::default(),
             &LoginAttempt {
                 user: b"alice",
@@ -907,7 +1018,16 @@ fn the_trusted_open_checks_the_file_it_opened() {
     assert!(unsafe_open("symlink").contains("never follows a symlink"));
     std::fs::remove_file(&f.path).unwrap();
     std::fs::rename(&real, &f.path).unwrap();
-    assert!(Store::open(&f.path, Access::Manage { create: false }).is_ok());
+    assert!(
+        Store::open(
+            &f.path,
+            Access::Manage {
+                create: false,
+                upgrade: true
+            }
+        )
+        .is_ok()
+    );
 }
 
 /// The attack a hostile review ran against the first version of the check above: a store that
@@ -975,4 +1095,345 @@ fn a_store_swapped_while_it_opens_is_never_read() {
         "RELIABILITY swapped store: {genuine} opens read the genuine file, {refused} refused, none the foreign one"
     );
     assert!(genuine + refused > 100, "too few opens to mean anything");
+}
+
+/// A user database with exactly these accounts.
+struct Named(&'static [(&'static str, u32)]);
+
+impl Accounts for Named {
+    fn uid_of(&self, name: &str) -> Result<Option<u32>, Error> {
+        Ok(self.0.iter().find(|(n, _)| *n == name).map(|(_, uid)| *uid))
+    }
+}
+
+#[test]
+fn codes_follow_the_account_not_the_name() {
+    const NEW_ALICE: Owner<'static> = Owner {
+        name: "alice",
+        uid: 2000,
+    };
+    let mut f = Fixture::new();
+    let old = f.mint("alice", "Phone");
+    let login_with = |accounts: &Named| {
+        let attempt = LoginAttempt {
+            user: b"alice",
+            token: old.code.as_bytes(),
+            service: Some("imap"),
+            rhost: None,
+            now: NOW + 5,
+        };
+        check_login(&f.login_store(), accounts, &Policy::default(), &attempt).unwrap()
+    };
+    let gone = Decision::Rejected(Rejection::AccountGone {
+        id: old.id,
+        label: "Phone".into(),
+    });
+    // userdel alice: the name resolves to nothing.
+    assert_eq!(login_with(&Named(&[])), gone);
+    // useradd alice again, with another uid: a new person with the old name.
+    let replaced = Named(&[("alice", 2000)]);
+    assert_eq!(login_with(&replaced), gone);
+    let mut store = f.manage();
+    assert!(store.list(NEW_ALICE, true).unwrap().is_empty());
+    assert!(
+        store
+            .events(EventsAbout::Owner(NEW_ALICE), 100)
+            .unwrap()
+            .is_empty()
+    );
+    let err = store
+        .revoke(NEW_ALICE, &CodeRef::Id(old.id), &Changer::root(NOW))
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuchCode { .. }), "{err}");
+    // The new account may use the old label; the old code is still there for root to see.
+    let label = Label::new("Phone").unwrap();
+    let request = MintRequest {
+        owner: NEW_ALICE,
+        label: &label,
+        scope: &Scope::default(),
+    };
+    let new = mint(
+        &mut store,
+        &request,
+        &cheap_policy(),
+        &Changer::root(NOW),
+        &mut f.rng,
+    )
+    .unwrap();
+    let orphans = store.orphans(&replaced).unwrap();
+    assert_eq!(
+        orphans
+            .iter()
+            .map(|o| (o.code.id, o.now_uid))
+            .collect::<Vec<_>>(),
+        [(old.id, Some(2000))]
+    );
+    let pruned = store
+        .prune_orphans(&replaced, &Changer::root(NOW + 1))
+        .unwrap();
+    assert_eq!(pruned, orphans);
+    assert!(store.orphans(&replaced).unwrap().is_empty());
+    assert_eq!(store.audit(Some("alice")).unwrap().len(), 1);
+    drop(store);
+    let attempt = LoginAttempt {
+        user: b"alice",
+        token: new.code.as_bytes(),
+        service: None,
+        rhost: None,
+        now: NOW + 5,
+    };
+    assert!(matches!(
+        check_login(&f.login_store(), &replaced, &Policy::default(), &attempt).unwrap(),
+        Decision::Accepted { .. }
+    ));
+    // Removed from NSS altogether: the new code is an orphan too, and `orphans` says so.
+    let orphans = f.manage().orphans(&Named(&[])).unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!((orphans[0].code.id, orphans[0].now_uid), (new.id, None));
+}
+
+#[test]
+fn lockdown_revokes_every_code_under_the_name_whoever_made_it() {
+    let mut f = Fixture::new();
+    let a = f.mint("alice", "Phone");
+    let b = f.mint("alice", "Laptop");
+    let bobs = f.mint("bob", "Phone");
+    // A code of an earlier alice (uid 999), still active.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute(
+        "UPDATE app_passwords SET owner_uid = 999 WHERE id = ?1",
+        [b.id],
+    )
+    .unwrap();
+    let mut store = f.manage();
+    let revoked = store
+        .revoke_all(
+            RevokeScope::Name("alice"),
+            "locked down",
+            &Changer::root(NOW + 1),
+        )
+        .unwrap();
+    assert_eq!(
+        revoked.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [a.id, b.id]
+    );
+    assert_eq!(store.list(BOB, false).unwrap()[0].id, bobs.id);
+    let actions: Vec<String> = store
+        .events(EventsAbout::Everyone, 10)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user.as_deref() == Some("alice"))
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "locked down").count(), 2);
+}
+
+#[test]
+fn the_use_history_keeps_the_most_recent_pairs_and_no_more() {
+    let mut f = Fixture::new();
+    let phone = f.mint("alice", "Phone");
+    let store = f.login_store();
+    // 10,000 uses from rotating addresses, a second apart.
+    for i in 0..10_000_i64 {
+        let rhost = format!("198.51.100.{}", i % 250);
+        let record = UseRecord {
+            now: NOW + i,
+            service: Some(if i % 2 == 0 { "imap" } else { "smtp" }),
+            rhost: Some(&rhost),
+            min_interval: apppw_core::login::RECORD_INTERVAL_SECS,
+        };
+        store.record_use(phone.id, &record).unwrap();
+    }
+    let uses = f.manage().uses(phone.id).unwrap();
+    assert_eq!(uses.len(), usize::try_from(USE_HISTORY_LIMIT).unwrap());
+    // The newest first: the last use was i = 9999, from .249 over smtp.
+    assert_eq!(
+        (
+            uses[0].service.as_str(),
+            uses[0].rhost.as_str(),
+            uses[0].last
+        ),
+        ("smtp", "198.51.100.249", NOW + 9_999)
+    );
+    // 250 addresses rotate through 20 places: each pair was dropped before it came back.
+    assert!(uses.iter().all(|u| u.count == 1), "{uses:?}");
+    let rows: i64 = rusqlite::Connection::open(&f.path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM code_uses", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, USE_HISTORY_LIMIT);
+    // A real login adds its pair at the top; a repeat within the minute is not written again.
+    for _ in 0..2 {
+        let attempt = LoginAttempt {
+            user: b"alice",
+            token: phone.code.as_bytes(),
+            service: Some("pop3"),
+            rhost: Some("192.0.2.99"),
+            now: NOW + 20_000,
+        };
+        check_login(&f.login_store(), &ACCOUNTS, &Policy::default(), &attempt).unwrap();
+    }
+    let uses = f.manage().uses(phone.id).unwrap();
+    assert_eq!(uses.len(), 20);
+    assert_eq!(
+        (
+            uses[0].service.as_str(),
+            uses[0].rhost.as_str(),
+            uses[0].count
+        ),
+        ("pop3", "192.0.2.99", 1)
+    );
+}
+
+/// A user database that cannot answer for one name.
+struct DownFor(&'static str);
+
+impl Accounts for DownFor {
+    fn uid_of(&self, name: &str) -> Result<Option<u32>, Error> {
+        if name == self.0 {
+            return Err(Error::AccountLookup {
+                user: name.into(),
+                reason: "LDAP server down".into(),
+            });
+        }
+        ACCOUNTS.uid_of(name)
+    }
+}
+
+/// Makes the store at `path` look as if written before schema 5: every row unbound.
+fn unbind_everything(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "UPDATE app_passwords SET owner_uid = NULL; UPDATE events SET owner_uid = NULL;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn binding_goes_name_by_name_and_an_unanswered_name_waits() {
+    let mut f = Fixture::new();
+    let alices = f.mint("alice", "Phone");
+    let bobs = f.mint("bob", "Phone");
+    unbind_everything(&f.path);
+    // Unbound codes log in for nobody, and are not orphans (their owner is not known yet).
+    assert!(accepted_id(&f.login("alice", alices.code.as_bytes())).is_none());
+    let mut store = f.manage();
+    assert!(store.orphans(&ACCOUNTS).unwrap().is_empty());
+    // Nobody can take an unbound code's label meanwhile: binding it later cannot clash.
+    let label = Label::new("Phone").unwrap();
+    let request = MintRequest {
+        owner: ALICE,
+        label: &label,
+        scope: &Scope::default(),
+    };
+    let taken = mint(
+        &mut store,
+        &request,
+        &cheap_policy(),
+        &Changer::root(NOW),
+        &mut f.rng,
+    );
+    assert!(matches!(taken, Err(Error::LabelTaken { .. })));
+    // bob's name cannot be looked up: alice is bound, bob waits.
+    let outcome = store
+        .bind_unowned(&DownFor("bob"), &Changer::root(NOW))
+        .unwrap();
+    assert_eq!(outcome.bound.len(), 1);
+    assert_eq!(outcome.bound[0].user, "alice");
+    assert_eq!(outcome.postponed.len(), 1);
+    assert_eq!(outcome.postponed[0].0, "bob");
+    drop(store);
+    assert_eq!(
+        accepted_id(&f.login("alice", alices.code.as_bytes())),
+        Some(alices.id)
+    );
+    assert!(accepted_id(&f.login("bob", bobs.code.as_bytes())).is_none());
+    let outcome = f
+        .manage()
+        .bind_unowned(&ACCOUNTS, &Changer::root(NOW))
+        .unwrap();
+    assert_eq!(outcome.bound.len(), 1);
+    assert_eq!(
+        accepted_id(&f.login("bob", bobs.code.as_bytes())),
+        Some(bobs.id)
+    );
+    // Their trails came along.
+    assert!(
+        !f.manage()
+            .events(EventsAbout::Owner(BOB), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_store_from_before_is_upgraded_only_when_asked() {
+    let f = Fixture::new();
+    {
+        std::fs::File::create(&f.path).unwrap();
+        let mut conn = rusqlite::Connection::open(&f.path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        MIGRATIONS.to_version(&mut conn, 4).unwrap();
+    }
+    let refused = Store::open_scratch(
+        &f.path,
+        Access::Manage {
+            create: false,
+            upgrade: false,
+        },
+    );
+    assert!(matches!(
+        refused,
+        Err(Error::SchemaOutdated { found: 4, .. })
+    ));
+    drop(f.manage());
+    let upgraded = Store::open_scratch(
+        &f.path,
+        Access::Manage {
+            create: false,
+            upgrade: false,
+        },
+    );
+    assert!(upgraded.is_ok());
+}
+
+#[test]
+fn a_use_record_keeps_pam_items_short() {
+    let mut f = Fixture::new();
+    let phone = f.mint("alice", "Phone");
+    let huge = "9".repeat(1 << 20);
+    let record = UseRecord {
+        now: NOW,
+        service: Some("imap"),
+        rhost: Some(&huge),
+        min_interval: 60,
+    };
+    assert!(f.login_store().record_use(phone.id, &record).unwrap());
+    let uses = f.manage().uses(phone.id).unwrap();
+    assert_eq!(uses[0].rhost.len(), 255);
+    let listed = f.manage().list(ALICE, false).unwrap();
+    assert_eq!(
+        listed[0]
+            .last_used
+            .as_ref()
+            .unwrap()
+            .rhost
+            .as_ref()
+            .unwrap()
+            .len(),
+        255
+    );
+    // A revoked code gets no history.
+    f.manage()
+        .revoke(ALICE, &CodeRef::Id(phone.id), &Changer::root(NOW))
+        .unwrap();
+    let later = UseRecord {
+        now: NOW + 1000,
+        service: Some("pop3"),
+        rhost: None,
+        min_interval: 60,
+    };
+    assert!(!f.login_store().record_use(phone.id, &later).unwrap());
+    assert_eq!(f.manage().uses(phone.id).unwrap().len(), 1);
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{audit, completions, edit, init, list, new, prune, rename, revoke};
+use crate::commands::{
+    audit, completions, edit, init, list, lockdown, new, password_changed, prune, rename, revoke,
+};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +65,10 @@ pub enum ManagingCommand {
     Revoke(revoke::RevokeArgs),
     /// Every user's app passwords with their last use, stale ones first (root only)
     Audit(audit::AuditArgs),
+    /// Revoke every app password of a user who may be compromised, and show where each was used (root only)
+    Lockdown(lockdown::LockdownArgs),
+    /// Revoke your app passwords after a password change (run by pam_apppw from the password stack)
+    PasswordChanged(password_changed::PasswordChangedArgs),
     /// Delete the records of revoked app passwords (root only)
     Prune(prune::PruneArgs),
     /// Set up this host: the apppw group, the store directory and database, the config (root only)

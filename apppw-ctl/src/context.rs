@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apppw_core::config::{DEFAULT_CONFIG_PATH, load_policy};
-use apppw_core::{Changer, DEFAULT_STORE_PATH, Policy};
+use apppw_core::{Changer, DEFAULT_STORE_PATH, Owner, Policy};
 use nix::unistd::{Group, User, getgrouplist, getuid};
 
 use crate::cli::GlobalArgs;
@@ -33,6 +33,8 @@ pub struct Context {
     pub caller: Caller,
     /// Whose codes the command works on: the caller, or for root the `--user` given.
     pub user: String,
+    /// That account's uid: the store matches codes by name and uid (`Owner`).
+    pub user_uid: u32,
     /// Whether root named the user with `--user` (audit then shows only that user).
     pub user_was_given: bool,
     pub store_path: PathBuf,
@@ -46,6 +48,8 @@ pub struct Context {
     /// Owners whose codes were revoked: `main` runs `revoke_hook` for each once the store is
     /// closed.
     pub revoked_owners: RefCell<Vec<String>>,
+    /// Things to tell the caller on stderr once the command is done (`main` prints them).
+    pub notes: RefCell<Vec<String>>,
 }
 
 impl Context {
@@ -62,9 +66,12 @@ impl Context {
                 }
             }
         }
-        let user = match &global.user {
-            Some(name) => lookup_user(name)?.name,
-            None => caller.name.clone(),
+        let (user, user_uid) = match &global.user {
+            Some(name) => {
+                let account = lookup_user(name)?;
+                (account.name, account.uid.as_raw())
+            }
+            None => (caller.name.clone(), caller.uid),
         };
         let config_path = global
             .config
@@ -74,6 +81,7 @@ impl Context {
         Ok(Context {
             caller,
             user,
+            user_uid,
             user_was_given: global.user.is_some(),
             store_path: global
                 .db
@@ -85,7 +93,16 @@ impl Context {
             origin: crate::origin::describe(),
             out: Output::new(global.json),
             revoked_owners: RefCell::new(Vec::new()),
+            notes: RefCell::new(Vec::new()),
         })
+    }
+
+    /// The account whose codes the command works on.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            name: &self.user,
+            uid: self.user_uid,
+        }
     }
 
     /// The caller as the store records a change: who, from where, when, and the daily cap that
@@ -99,6 +116,11 @@ impl Context {
             now: unix_now(),
             daily_cap: (!self.caller.is_root()).then_some(self.policy.max_changes_per_day),
         }
+    }
+
+    /// Keeps `note` for `main` to print on stderr after the command.
+    pub fn note(&self, note: &str) {
+        self.notes.borrow_mut().push(note.to_owned());
     }
 
     /// Notes that codes of `owner` were revoked, for `revoke_hook`.
@@ -160,7 +182,7 @@ fn current_caller() -> Result<Caller, CtlError> {
     }
 }
 
-fn lookup_user(name: &str) -> Result<User, CtlError> {
+pub fn lookup_user(name: &str) -> Result<User, CtlError> {
     match User::from_name(name) {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(CtlError::NoSuchUser(name.to_owned())),

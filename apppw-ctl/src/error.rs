@@ -12,6 +12,14 @@ pub enum CtlError {
     )]
     RootOnly { option: &'static str },
 
+    #[error(
+        "this site does not set {setting} in {config}, so there is nothing to do; revoke codes with `apppw-ctl revoke`"
+    )]
+    PolicyOff {
+        setting: &'static str,
+        config: String,
+    },
+
     #[error("`apppw-ctl {command}` is for root only; run it with sudo")]
     RootOnlyCommand { command: &'static str },
 

@@ -43,6 +43,11 @@ pub fn after_revoke(ctx: &Context, user: &str) -> Option<String> {
 
 /// Prints a hook warning on stderr (a closed stderr is not an error).
 pub fn warn(warning: &str) {
-    let message = format!("apppw-ctl: warning: {warning}\n");
+    tell(&format!("warning: {warning}"));
+}
+
+/// Prints a line for the caller on stderr (a closed stderr is not an error).
+pub fn tell(text: &str) {
+    let message = format!("apppw-ctl: {text}\n");
     let _ = crate::output::write_within(&std::io::stderr(), message.as_bytes());
 }

@@ -55,6 +55,9 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
     let ctx = Context::resolve(&cli.global)?;
     dispatch(&ctx, command)?;
     // Every store is closed by now.
+    for note in ctx.notes.borrow().iter() {
+        hooks::tell(note);
+    }
     for owner in ctx.revoked_owners.borrow().iter() {
         if let Some(warning) = hooks::after_revoke(&ctx, owner) {
             hooks::warn(&warning);
@@ -75,6 +78,8 @@ fn dispatch(ctx: &Context, command: &ManagingCommand) -> Result<(), CtlError> {
         ManagingCommand::Edit(args) => commands::edit::run(ctx, args),
         ManagingCommand::Revoke(args) => commands::revoke::run(ctx, args),
         ManagingCommand::Audit(args) => commands::audit::run(ctx, args),
+        ManagingCommand::Lockdown(args) => commands::lockdown::run(ctx, args),
+        ManagingCommand::PasswordChanged(args) => commands::password_changed::run(ctx, args),
         ManagingCommand::Prune(args) => commands::prune::run(ctx, args),
         ManagingCommand::Init(args) => commands::init::run(ctx, args),
     }

@@ -10,6 +10,7 @@ use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use apppw_core::store::UseEntry;
 use apppw_core::{CodeInfo, Event, escape_text, timefmt};
 use serde::Serialize;
 
@@ -122,6 +123,61 @@ impl Output {
         line.push('\n');
         self.text(&line)
     }
+}
+
+/// Where a code was used: one (service, remote host) pair, as `--json` shows it.
+#[derive(Serialize)]
+pub struct UseView<'a> {
+    pub service: &'a str,
+    pub rhost: &'a str,
+    pub first: String,
+    pub last: String,
+    pub count: i64,
+}
+
+impl<'a> From<&'a UseEntry> for UseView<'a> {
+    fn from(entry: &'a UseEntry) -> Self {
+        UseView {
+            service: &entry.service,
+            rhost: &entry.rhost,
+            first: timefmt::rfc3339(entry.first),
+            last: timefmt::rfc3339(entry.last),
+            count: entry.count,
+        }
+    }
+}
+
+/// A code's recent uses as a table, most recent first, or a line saying there are none.
+pub fn uses_table(uses: &[UseEntry]) -> String {
+    if uses.is_empty() {
+        return "    no recorded use\n".into();
+    }
+    let shown = |text: &str| {
+        if text.is_empty() {
+            "-".to_owned()
+        } else {
+            escape_text(text).into_owned()
+        }
+    };
+    let rows: Vec<Vec<String>> = uses
+        .iter()
+        .map(|u| {
+            vec![
+                timefmt::human(u.last),
+                timefmt::human(u.first),
+                u.count.to_string(),
+                shown(&u.service),
+                shown(&u.rhost),
+            ]
+        })
+        .collect();
+    let mut indented = String::new();
+    for line in table(&["LAST", "FIRST", "USES", "SERVICE", "FROM"], &rows, &[2]).lines() {
+        indented.push_str("    ");
+        indented.push_str(line);
+        indented.push('\n');
+    }
+    indented
 }
 
 /// User text in double quotes, escaped for the terminal.

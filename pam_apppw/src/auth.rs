@@ -4,6 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use apppw_core::accounts::SystemAccounts;
 use apppw_core::config::load_policy;
 use apppw_core::login::{LoginAttempt, check_login};
 use apppw_core::{Access, Store};
@@ -44,7 +45,8 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
     // The store is opened whatever the token, so that a broken store is reported the same way for
     // every attempt.
     let store = Store::open(&options.parsed.db, Access::Login).map_err(Failure::Store)?;
-    let decision = check_login(&store, &policy, &attempt).map_err(Failure::Store)?;
+    let decision =
+        check_login(&store, &SystemAccounts, &policy, &attempt).map_err(Failure::Store)?;
     Ok(Report::Decided {
         decision,
         items: Items {

@@ -29,9 +29,12 @@ impl PamServiceModule for PamApppw {
         fixed_answer(&pamh, "account", &args, PamError::IGNORE)
     }
 
-    /// apppw changes no password: PAM_IGNORE leaves the password group to its other modules.
-    fn chauthtok(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
-        fixed_answer(&pamh, "password", &args, PamError::IGNORE)
+    /// apppw changes no password. With `revoke_on_password_change`, a change that reached it
+    /// revokes the user's codes (`password.rs`); otherwise PAM_IGNORE.
+    fn chauthtok(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        guard(&pamh, "password", || {
+            crate::password::chauthtok(&pamh, flags, &args)
+        })
     }
 
     /// No session to open or close: PAM_IGNORE.

@@ -10,3 +10,4 @@ mod auth;
 mod entry;
 mod options;
 mod outcome;
+mod password;

@@ -9,7 +9,7 @@ use apppw_core::code::may_hide_a_code;
 use apppw_core::login::{Decision, Rejection};
 use apppw_core::module_options::OptionError;
 use apppw_core::{escape_text, log_value};
-use pamsm::{LogLvl, Pam, PamError, PamLibExt};
+use pamsm::{LogLvl, Pam, PamError, PamLibExt, PamMsgStyle};
 
 /// What an entry point found, for `finish` to answer and log.
 pub enum Report<'a> {
@@ -19,7 +19,14 @@ pub enum Report<'a> {
         items: Items<'a>,
         debug: bool,
     },
-    /// A fixed answer (every entry point but `authenticate`).
+    /// A password change revoked `revoked` codes of `user`.
+    PasswordChanged {
+        user: &'a str,
+        revoked: usize,
+        /// PAM_SILENT: nothing for the user to read.
+        silent: bool,
+    },
+    /// A fixed answer.
     Answer(PamError),
 }
 
@@ -38,6 +45,8 @@ pub enum Failure {
     BadConfig(apppw_core::Error),
     Pam(PamError, &'static str),
     Store(apppw_core::Error),
+    /// apppw-ctl could not revoke the codes after a password change.
+    Ctl(String),
     Panic(String),
 }
 
@@ -52,10 +61,11 @@ pub enum Level {
     Debug,
 }
 
-/// The PAM code for a result and the lines to log about it.
+/// The PAM code for a result, the lines to log about it, and what to tell the user.
 pub struct Verdict {
     pub code: PamError,
     pub lines: Vec<(Level, String)>,
+    pub tell: Option<String>,
 }
 
 /// Answers the result of an entry point: logs and returns its PAM code.
@@ -66,15 +76,53 @@ pub fn finish(pamh: &Pam, group: &str, result: Result<Report<'_>, Failure>) -> P
         // line that cannot be written must not change the verdict.
         let _ = pamh.syslog(syslog_level(*level), line);
     }
+    if let Some(text) = &verdict.tell {
+        // A conversation that cannot show it changes nothing either.
+        let _ = pamh.conv(Some(text), PamMsgStyle::TEXT_INFO);
+    }
     verdict.code
 }
 
 /// Maps the result of an entry point to its PAM code and log lines.
 pub fn verdict(group: &str, result: Result<Report<'_>, Failure>) -> Verdict {
-    let answer = |code: PamError, lines: Vec<(Level, String)>| Verdict { code, lines };
     match result {
-        Ok(Report::Answer(code)) => answer(code, Vec::new()),
-        Ok(Report::Decided {
+        Ok(report) => reported(report),
+        Err(failure) => failed(group, failure),
+    }
+}
+
+fn answer(code: PamError, lines: Vec<(Level, String)>) -> Verdict {
+    Verdict {
+        code,
+        lines,
+        tell: None,
+    }
+}
+
+/// What an entry point that reached an answer logs and says.
+fn reported(report: Report<'_>) -> Verdict {
+    match report {
+        Report::Answer(code) => answer(code, Vec::new()),
+        Report::PasswordChanged {
+            user,
+            revoked,
+            silent,
+        } => Verdict {
+            code: PamError::SUCCESS,
+            lines: vec![(
+                Level::Notice,
+                format!(
+                    "revoked {revoked} app passwords of user={} after a password change",
+                    log_value(user)
+                ),
+            )],
+            tell: (revoked > 0 && !silent).then(|| {
+                format!(
+                    "Your password changed, so your {revoked} app passwords were revoked. Create new ones with: apppw-ctl new LABEL"
+                )
+            }),
+        },
+        Report::Decided {
             decision:
                 Decision::Accepted {
                     id,
@@ -83,7 +131,7 @@ pub fn verdict(group: &str, result: Result<Report<'_>, Failure>) -> Verdict {
                 },
             items,
             ..
-        }) => {
+        } => {
             let mut lines = vec![(
                 Level::Info,
                 format!(
@@ -102,11 +150,11 @@ pub fn verdict(group: &str, result: Result<Report<'_>, Failure>) -> Verdict {
             }
             answer(PamError::SUCCESS, lines)
         }
-        Ok(Report::Decided {
+        Report::Decided {
             decision: Decision::Rejected(reason),
             items,
             debug,
-        }) => {
+        } => {
             let mut lines = vec![(Level::Notice, failure_line(&reason, &items))];
             if debug {
                 lines.push((
@@ -121,15 +169,21 @@ pub fn verdict(group: &str, result: Result<Report<'_>, Failure>) -> Verdict {
             }
             answer(PamError::AUTH_ERR, lines)
         }
-        Err(Failure::BadOptions(why)) => answer(
+    }
+}
+
+/// Why an entry point could not answer, logged, and the PAM code that says so.
+fn failed(group: &str, failure: Failure) -> Verdict {
+    match failure {
+        Failure::BadOptions(why) => answer(
             PamError::SERVICE_ERR,
             vec![(Level::Err, bad_configuration(group, &why))],
         ),
-        Err(Failure::BadConfig(why)) => answer(
+        Failure::BadConfig(why) => answer(
             PamError::SERVICE_ERR,
             vec![(Level::Err, bad_configuration(group, &why))],
         ),
-        Err(Failure::Pam(code, what)) => answer(
+        Failure::Pam(code, what) => answer(
             // A PAM call that "failed" with PAM_SUCCESS must still not let anyone in.
             if code == PamError::SUCCESS {
                 PamError::SERVICE_ERR
@@ -138,11 +192,21 @@ pub fn verdict(group: &str, result: Result<Report<'_>, Failure>) -> Verdict {
             },
             vec![(Level::Err, format!("{group}: failed {what}: {code}"))],
         ),
-        Err(Failure::Store(err)) => answer(
+        Failure::Ctl(why) => Verdict {
+            code: PamError::SERVICE_ERR,
+            lines: vec![(
+                Level::Err,
+                format!("{group}: the password changed, but the app passwords could not be revoked: {why}"),
+            )],
+            tell: Some(
+                "Your password changed, but your app passwords could not be revoked; ask your administrator (apppw-ctl lockdown)".into(),
+            ),
+        },
+        Failure::Store(err) => answer(
             PamError::AUTHINFO_UNAVAIL,
             vec![(Level::Err, format!("{group}: {err}"))],
         ),
-        Err(Failure::Panic(message)) => answer(
+        Failure::Panic(message) => answer(
             PamError::SERVICE_ERR,
             vec![(
                 Level::Crit,
@@ -173,11 +237,12 @@ fn failure_line(reason: &Rejection, items: &Items<'_>) -> String {
         loggable_user(items.user),
     );
     match reason {
-        Rejection::Limited { id, label, .. } => line.push_str(&format!(
-            " (app password id={id} label={} {})",
-            log_value(label),
-            reason.describe()
-        )),
+        Rejection::Limited { id, label, .. } | Rejection::AccountGone { id, label } => line
+            .push_str(&format!(
+                " (app password id={id} label={} {})",
+                log_value(label),
+                reason.describe()
+            )),
         Rejection::ServiceNotAllowed | Rejection::ServiceRefused => {
             line.push_str(&format!(" ({})", reason.describe()));
         }
@@ -384,5 +449,46 @@ mod tests {
             assert!(v.lines[0].1.starts_with("auth: "), "{}", v.lines[0].1);
             assert!(!v.lines[0].1.contains('\n'), "{:?}", v.lines[0].1);
         }
+    }
+
+    #[test]
+    fn a_code_of_a_gone_account_is_a_counted_failure_that_says_so() {
+        let gone = Rejection::AccountGone {
+            id: 9,
+            label: "Phone".into(),
+        };
+        let v = decided(Decision::Rejected(gone), ITEMS);
+        assert_eq!(v.code, PamError::AUTH_ERR);
+        let line = &v.lines[0].1;
+        assert_eq!(fail2ban_host(line), Some("192.0.2.7"), "{line}");
+        assert!(
+            line.ends_with("(app password id=9 label=\"Phone\" belongs to a deleted account)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_password_change_says_what_it_revoked_unless_silent() {
+        for (revoked, silent, told) in [(2, false, true), (2, true, false), (0, false, false)] {
+            let v = verdict(
+                "password",
+                Ok(Report::PasswordChanged {
+                    user: "alice",
+                    revoked,
+                    silent,
+                }),
+            );
+            assert_eq!(v.code, PamError::SUCCESS);
+            assert_eq!(
+                v.lines[0].1,
+                format!(
+                    "revoked {revoked} app passwords of user=\"alice\" after a password change"
+                )
+            );
+            assert_eq!(v.tell.is_some(), told, "{revoked} {silent}");
+        }
+        let failed = verdict("password", Err(Failure::Ctl("exit status: 1".into())));
+        assert_eq!(failed.code, PamError::SERVICE_ERR);
+        assert!(failed.tell.unwrap().contains("could not be revoked"));
     }
 }

@@ -216,6 +216,62 @@ pub fn set_unix_password(user: &str, password: &str) {
     assert_success(&out);
 }
 
+/// Deletes user `name` if present (`userdel`, not its files: the tests' users have none).
+pub fn delete_user(name: &str) {
+    exclusively(|| {
+        let _ = Command::new("userdel")
+            .arg(name)
+            .stderr(Stdio::null())
+            .status();
+    });
+}
+
+/// Makes `name` a new account: deletes any account of that name, then `useradd`, with `uid` if
+/// given. Returns the new account's uid.
+pub fn recreate_user(name: &str, uid: Option<u32>) -> u32 {
+    delete_user(name);
+    exclusively(|| {
+        let mut cmd = Command::new("useradd");
+        cmd.args(["--no-create-home", "--shell", "/usr/sbin/nologin"]);
+        if let Some(uid) = uid {
+            cmd.arg("--uid").arg(uid.to_string());
+        }
+        let status = cmd.arg(name).status().expect("run useradd");
+        assert!(status.success(), "useradd {name} failed");
+    });
+    nix::unistd::User::from_name(name)
+        .unwrap()
+        .expect("the user just made")
+        .uid
+        .as_raw()
+}
+
+/// Runs `program` with `args` as `user` on a pseudo-terminal (tests/helpers/run-in-pty.py);
+/// `answers` are typed at its prompts. Returns the exit status and what the terminal showed.
+pub fn at_terminal(
+    user: &str,
+    program: &Path,
+    args: &[&str],
+    answers: &[&str],
+) -> (Option<i32>, String) {
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/run-in-pty.py");
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={user}"))
+        .arg(format!("--regid={user}"))
+        .arg("--init-groups")
+        .arg("--")
+        .arg("/usr/bin/python3")
+        .arg(helper)
+        .arg(program)
+        .args(args);
+    let input: String = answers.iter().flat_map(|a| [*a, "\n"]).collect();
+    let out = run_with_stdin(cmd, input.as_bytes());
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn create_user_unless_present(name: &str) {
     let exists = Command::new("getent")
         .args(["passwd", name])

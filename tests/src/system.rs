@@ -103,22 +103,7 @@ impl System {
         args: &[&str],
         answers: &[&str],
     ) -> (Option<i32>, String) {
-        let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/run-in-pty.py");
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={user}"))
-            .arg(format!("--regid={user}"))
-            .arg("--init-groups")
-            .arg("--")
-            .arg("/usr/bin/python3")
-            .arg(helper)
-            .arg(INSTALLED_CTL)
-            .args(args);
-        let input: String = answers.iter().flat_map(|a| [*a, "\n"]).collect();
-        let out = run_with_stdin(cmd, input.as_bytes());
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        crate::at_terminal(user, Path::new(INSTALLED_CTL), args, answers)
     }
 
     /// Replaces the configuration for this test (restored to the default by the next `system()`).

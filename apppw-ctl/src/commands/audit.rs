@@ -2,9 +2,12 @@
 //! used, never-used and stalest first, so codes nobody uses any more stand out (root only).
 #![forbid(unsafe_code)]
 
+use apppw_core::accounts::SystemAccounts;
 use apppw_core::duration::parse_duration;
-use apppw_core::{escape_text, timefmt};
+use apppw_core::store::Orphan;
+use apppw_core::{EventsAbout, escape_text, timefmt};
 use clap::Args;
+use serde::Serialize;
 
 use super::limits;
 use super::open_store;
@@ -21,8 +24,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub never_used: bool,
     /// Show the trail of recorded changes (the newest 200) instead of the codes
-    #[arg(long, conflicts_with_all = ["unused_for", "never_used"])]
+    #[arg(long, conflicts_with_all = ["unused_for", "never_used", "orphans"])]
     pub events: bool,
+    /// Only codes whose owner's account is gone: the name was deleted or now names another uid
+    #[arg(long, conflicts_with_all = ["unused_for", "never_used"])]
+    pub orphans: bool,
 }
 
 pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
@@ -30,8 +36,12 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
     // `--user` narrows the audit to one user; without it, root sees everyone.
     let only_user = ctx.user_was_given.then_some(ctx.user.as_str());
     if args.events {
-        let events = open_store(ctx, false)?.events(only_user, super::list::EVENTS_SHOWN)?;
+        let about = only_user.map_or(EventsAbout::Everyone, EventsAbout::Name);
+        let events = open_store(ctx, false)?.events(about, super::list::EVENTS_SHOWN)?;
         return crate::output::show_events(&ctx.out, &events, true);
+    }
+    if args.orphans {
+        return show_orphans(ctx, &open_store(ctx, false)?.orphans(&SystemAccounts)?);
     }
     let mut codes = open_store(ctx, false)?.audit(only_user)?;
     let filtering = args.never_used || args.unused_for.is_some();
@@ -88,4 +98,60 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
         &[1, 4],
     );
     ctx.out.text(&table)
+}
+
+#[derive(Serialize)]
+struct OrphanView<'a> {
+    #[serde(flatten)]
+    code: CodeView<'a>,
+    /// The uid the code was made for (`null`: never bound, -1: no account at binding).
+    owner_uid: Option<i64>,
+    /// The uid the name has now (`null`: no account).
+    uid_now: Option<u32>,
+}
+
+/// `audit --orphans` (and what `prune --orphans` deleted).
+pub fn show_orphans(ctx: &Context, orphans: &[Orphan]) -> Result<(), CtlError> {
+    if ctx.out.json() {
+        let views: Vec<OrphanView<'_>> = orphans
+            .iter()
+            .map(|o| OrphanView {
+                code: CodeView::from(&o.code),
+                owner_uid: o.code.owner_uid,
+                uid_now: o.now_uid,
+            })
+            .collect();
+        return ctx.out.value(&views);
+    }
+    if orphans.is_empty() {
+        return ctx
+            .out
+            .text("Every app password belongs to the account its name has now.\n");
+    }
+    let rows: Vec<Vec<String>> = orphans
+        .iter()
+        .map(|o| {
+            vec![
+                escape_text(&o.code.user).into_owned(),
+                o.code.id.to_string(),
+                escape_text(&o.code.label).into_owned(),
+                match o.code.owner_uid {
+                    Some(apppw_core::schema::NO_ACCOUNT) | None => "none".into(),
+                    Some(uid) => uid.to_string(),
+                },
+                o.now_uid.map_or("none (deleted)".into(), |u| u.to_string()),
+                if o.code.revoked.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    ctx.out.text(&table(
+        &["USER", "ID", "LABEL", "MADE FOR UID", "UID NOW", "STATE"],
+        &rows,
+        &[1],
+    ))
 }

@@ -73,7 +73,7 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
         let (id, current, created) = if asks_password {
             peek_scope(ctx, &which)?
         } else {
-            let code = open_store(ctx, false)?.find(&ctx.user, &which)?;
+            let code = open_store(ctx, false)?.find(ctx.owner(), &which)?;
             (code.id, code.scope, code.created)
         };
         // From here on the code is the one read, by id: a label swapped meanwhile cannot make
@@ -88,13 +88,19 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
             scope: Some(&scope),
             expected_scope: Some(&current),
         };
-        open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
+        let edited = open_store(ctx, false)?.edit(ctx.owner(), &which, &change, &ctx.changer())?;
+        // A narrower code must stop working in servers' login caches too, as a revoked one
+        // does: `main` runs revoke_hook once the store is closed.
+        if current.widens(&scope) {
+            ctx.revoked_codes_of(&ctx.user);
+        }
+        edited
     } else {
         let change = Edit {
             label: label.as_ref(),
             ..Edit::default()
         };
-        open_store(ctx, false)?.edit(&ctx.user, &which, &change, &ctx.changer())?
+        open_store(ctx, false)?.edit(ctx.owner(), &which, &change, &ctx.changer())?
     };
     audit_log::record(ctx, "edited", edited.id, &edited.label, &edited.user);
     if ctx.out.json() {
@@ -116,7 +122,7 @@ fn peek_scope(ctx: &Context, which: &CodeRef) -> Result<(i64, Scope, i64), CtlEr
         (!s.is_empty()).then_some(s)
     }
     let text = crate::privilege::read_as_store_account(|| {
-        let code = open_store(ctx, false)?.find(&ctx.user, which)?;
+        let code = open_store(ctx, false)?.find(ctx.owner(), which)?;
         Ok(format!(
             "{}\n{}\n{}\n{}\n{}\n",
             code.id,

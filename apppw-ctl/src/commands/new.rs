@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     let minted = {
         let mut store = open_store(ctx, true)?;
         let request = MintRequest {
-            user: &ctx.user,
+            owner: ctx.owner(),
             label: &label,
             scope: &scope,
         };
@@ -87,7 +87,7 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
 pub fn withdraw(ctx: &Context, id: i64, why: std::io::Error) -> Result<(), CtlError> {
     let withdrawn = {
         let mut store = open_store(ctx, false)?;
-        store.withdraw(&ctx.user, id, &ctx.changer())?
+        store.withdraw(ctx.owner(), id, &ctx.changer())?
     };
     audit_log::record(
         ctx,

@@ -21,7 +21,7 @@ pub struct RenameArgs {
 pub fn run(ctx: &Context, args: &RenameArgs) -> Result<(), CtlError> {
     let which = CodeRef::parse(&args.id)?;
     let label = Label::new(&args.label)?;
-    let renamed = open_store(ctx, false)?.rename(&ctx.user, &which, &label, &ctx.changer())?;
+    let renamed = open_store(ctx, false)?.rename(ctx.owner(), &which, &label, &ctx.changer())?;
     audit_log::record(ctx, "renamed", renamed.id, &renamed.label, &renamed.user);
     if ctx.out.json() {
         ctx.out.value(&CodeView::from(&renamed))

@@ -3,7 +3,7 @@
 //! login refuses the code.
 #![forbid(unsafe_code)]
 
-use apppw_core::CodeRef;
+use apppw_core::{CodeRef, RevokeScope};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 
@@ -43,9 +43,9 @@ pub fn run(ctx: &Context, args: &RevokeArgs) -> Result<(), CtlError> {
         let mut store = open_store(ctx, false)?;
         let by = ctx.changer();
         match &which {
-            Some(which) => vec![store.revoke(&ctx.user, which, &by)?],
-            None if args.all_users => store.revoke_all(None, &by)?,
-            None => store.revoke_all(Some(&ctx.user), &by)?,
+            Some(which) => vec![store.revoke(ctx.owner(), which, &by)?],
+            None if args.all_users => store.revoke_all(RevokeScope::Everyone, "revoked", &by)?,
+            None => store.revoke_all(RevokeScope::Owner(ctx.owner()), "revoked", &by)?,
         }
     };
     for code in &revoked {

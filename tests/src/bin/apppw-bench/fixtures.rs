@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use apppw_core::accounts::{Accounts, SystemAccounts};
 use apppw_core::hash::HashParams;
 use apppw_core::mint::{MintRequest, mint};
 use apppw_core::scope::Scope;
-use apppw_core::{Access, Changer, CodeRef, Label, Policy, Store};
+use apppw_core::{Access, Changer, CodeRef, Label, Owner, Policy, Store};
 use apppw_tests::{World, ensure_user};
 use rand::Rng;
 
@@ -34,7 +35,10 @@ pub struct Fixtures {
 /// Unix users whose passwords pam_unix checks, hashed with yescrypt (Debian 12's default) and
 /// with sha512crypt.
 fn unix_users() {
-    ensure_user(THOUSAND);
+    // Codes are bound to their owner's account: the users who log in with codes are real.
+    for user in [ONE, HUNDRED, THOUSAND] {
+        ensure_user(user);
+    }
     for (user, method) in [(YESCRYPT_USER, "YESCRYPT"), (SHA512_USER, "SHA512")] {
         ensure_user(user);
         let mut cmd = std::process::Command::new("chpasswd");
@@ -51,8 +55,12 @@ fn mint_code(store: &mut Store, user: &str, label: &str, params: HashParams) -> 
         ..Policy::default()
     };
     let label = Label::new(label).unwrap();
+    let uid = SystemAccounts
+        .uid_of(user)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{user} has no account"));
     let request = MintRequest {
-        user,
+        owner: Owner { name: user, uid },
         label: &label,
         scope: &Scope::default(),
     };
@@ -129,11 +137,25 @@ pub fn build(big_users: u64) -> Fixtures {
         iterations: 1,
         parallelism: 1,
     };
-    let mut store = Store::open(&world.store, Access::Manage { create: true }).unwrap();
+    let mut store = Store::open(
+        &world.store,
+        Access::Manage {
+            create: true,
+            upgrade: true,
+        },
+    )
+    .unwrap();
     let (_, one_code) = mint_code(&mut store, ONE, "Phone", real);
     let (revoked_id, revoked_code) = mint_code(&mut store, ONE, "Old phone", real);
     store
-        .revoke(ONE, &CodeRef::Id(revoked_id), &Changer::root(now()))
+        .revoke(
+            Owner {
+                name: ONE,
+                uid: SystemAccounts.uid_of(ONE).unwrap().unwrap(),
+            },
+            &CodeRef::Id(revoked_id),
+            &Changer::root(now()),
+        )
         .unwrap();
     let (_, hundred_code) = mint_code(&mut store, HUNDRED, "Device 0", real);
     for i in 1..100 {

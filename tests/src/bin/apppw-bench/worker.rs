@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use apppw_core::mint::{MintRequest, mint};
 use apppw_core::scope::Scope;
-use apppw_core::{Access, Changer, CodeRef, Label, Policy, Store};
+use apppw_core::{Access, Changer, CodeRef, Label, Owner, Policy, Store};
 use apppw_pam_client::{FixedSecret, PAM_SUCCESS, Transaction};
 use zeroize::Zeroizing;
 
@@ -85,9 +85,21 @@ pub fn churn(args: &[String]) {
     while Instant::now() < deadline {
         let user = format!("churn-{}-{}", std::process::id(), n % 50);
         n += 1;
-        let mut store = Store::open(Path::new(store), Access::Manage { create: false }).unwrap();
+        let mut store = Store::open(
+            Path::new(store),
+            Access::Manage {
+                create: false,
+                upgrade: true,
+            },
+        )
+        .unwrap();
+        // Owners that need no account: churn only mints and revokes.
+        let owner = Owner {
+            name: &user,
+            uid: 60_000 + u32::try_from(n % 50).unwrap(),
+        };
         let request = MintRequest {
-            user: &user,
+            owner,
             label: &label,
             scope: &Scope::default(),
         };
@@ -101,7 +113,7 @@ pub fn churn(args: &[String]) {
         .unwrap();
         store
             .revoke(
-                &user,
+                owner,
                 &CodeRef::Id(minted.id),
                 &Changer::root(1_800_000_001),
             )
