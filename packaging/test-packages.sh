@@ -46,8 +46,10 @@ check "completions are installed" test -s /usr/share/bash-completion/completions
 for page in apppw-ctl pam_apppw apppw.conf; do
     check "man $page renders" sh -c "man $page 2>/dev/null | grep -q ."
 done
-# Every subcommand and option apppw-ctl --help lists is in its man page.
-manual=$(man apppw-ctl 2>/dev/null | col -b)
+# Every subcommand and option apppw-ctl --help lists is in its man page: the installed file itself
+# (`man -l`), never a formatted copy man-db cached from an earlier install (the package's files
+# all carry the same fixed date, so a stale cache looks current).
+manual=$(man -l /usr/share/man/man1/apppw-ctl.1.gz 2>/dev/null | col -b)
 for word in $(/usr/bin/apppw-ctl --help | sed -n '/^Commands:/,/^$/p' | awk 'NR>1 && $1 != "help" {print $1}') \
             $(/usr/bin/apppw-ctl --help | grep -oE -- '--[a-z-]+' | sort -u); do
     check "apppw-ctl(1) documents $word" grep -qF -- "$word" <<<"$manual"
