@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use apppw_core::store::UseEntry;
 use apppw_core::{CodeInfo, Event, escape_text, timefmt};
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use crate::error::CtlError;
 
@@ -204,11 +205,14 @@ pub fn describe_last_use(code: &CodeInfo) -> String {
 
 /// Lays out a text table: columns padded to their widest cell (counted in characters), those in
 /// `right` aligned right, the last column left unpadded. Cells must already be escaped.
+///
+/// Columns line up by display width (a CJK character or an emoji takes two terminal cells), not
+/// by characters.
 pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
     let widths: Vec<usize> = (0..headers.len())
         .map(|i| {
             rows.iter()
-                .map(|r| r[i].chars().count())
+                .map(|r| r[i].width())
                 .chain([headers[i].len()])
                 .max()
                 .unwrap_or(0)
@@ -219,7 +223,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String 
     for row in std::iter::once(&header_row).chain(rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
+            let pad = widths[i].saturating_sub(cell.width());
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else if right.contains(&i) {
@@ -335,4 +339,27 @@ pub fn write_within(fd: &impl AsFd, bytes: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_by_display_width() {
+        let rows = vec![
+            vec!["1".to_string(), "手机".to_string(), "x".to_string()],
+            vec!["2".to_string(), "Phone 📱".to_string(), "y".to_string()],
+            vec!["3".to_string(), "Laptop".to_string(), "z".to_string()],
+        ];
+        let text = table(&["ID", "LABEL", "LAST"], &rows, &[0]);
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|line| {
+                let last = line.rfind(' ').unwrap() + 1;
+                line[..last].width()
+            })
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
 }
