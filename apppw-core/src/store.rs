@@ -802,51 +802,55 @@ impl Store {
     }
 
     /// Binds codes from before schema 5 (no `owner_uid`) to the uid their owner's name has now,
-    /// or to [`NO_ACCOUNT`] when it names none, with their events, one name at a time: the user
-    /// database is asked with no transaction open, then one short transaction per name writes the
-    /// binding and a `bound` event. A name the database cannot answer for is postponed (its codes
-    /// stay unbound, and refused). apppw-ctl runs this in root's runs only.
+    /// or to [`NO_ACCOUNT`] when it names none, with their events. The user database is asked
+    /// first, with no transaction open; then one short transaction writes every answer (through
+    /// a temporary table, one pass over each table however many names) and a `bound` event per
+    /// name. A name the database cannot answer for is postponed: its codes stay unbound, and
+    /// refused. apppw-ctl runs this in root's runs only.
     pub fn bind_unowned(
         &mut self,
         accounts: &impl Accounts,
         by: &Changer<'_>,
     ) -> Result<BindOutcome, Error> {
         let path = self.path.clone();
-        let unbound: Vec<String> = {
+        let unbound: Vec<(String, i64)> = {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT DISTINCT user FROM app_passwords WHERE owner_uid IS NULL
-                     UNION SELECT DISTINCT user FROM events
-                           WHERE owner_uid IS NULL AND user IS NOT NULL
-                     ORDER BY 1",
+                    "SELECT user, sum(codes) FROM (
+                         SELECT user, 1 AS codes FROM app_passwords WHERE owner_uid IS NULL
+                         UNION ALL
+                         SELECT user, 0 FROM events WHERE owner_uid IS NULL AND user IS NOT NULL)
+                     GROUP BY user ORDER BY user",
                 )
                 .map_err(|e| classify(&path, &e))?;
             let rows = stmt
-                .query_map([], |r| r.get(0))
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(|e| classify(&path, &e))?;
             rows.collect::<Result<_, _>>()
                 .map_err(|e| classify(&path, &e))?
         };
         let mut outcome = BindOutcome::default();
-        for user in unbound {
-            let uid = match accounts.uid_of(&user) {
-                Ok(uid) => uid,
-                Err(e) => {
-                    outcome.postponed.push((user, e.to_string()));
-                    continue;
-                }
-            };
+        let mut answers = Vec::new();
+        for (user, codes) in unbound {
+            match accounts.uid_of(&user) {
+                Ok(uid) => answers.push((user, uid, codes)),
+                Err(e) => outcome.postponed.push((user, e.to_string())),
+            }
+        }
+        if answers.is_empty() {
+            return Ok(outcome);
+        }
+        let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS binding (user TEXT PRIMARY KEY, uid INTEGER NOT NULL);
+             DELETE FROM temp.binding;",
+        )
+        .map_err(|e| classify(&path, &e))?;
+        for (user, uid, codes) in &answers {
             let owner_uid = uid.map_or(NO_ACCOUNT, i64::from);
-            let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
-            let codes = tx
-                .execute(
-                    "UPDATE app_passwords SET owner_uid = ?2 WHERE user = ?1 AND owner_uid IS NULL",
-                    params![user, owner_uid],
-                )
-                .map_err(|e| classify(&path, &e))?;
             tx.execute(
-                "UPDATE events SET owner_uid = ?2 WHERE user = ?1 AND owner_uid IS NULL",
+                "INSERT INTO temp.binding (user, uid) VALUES (?1, ?2)",
                 params![user, owner_uid],
             )
             .map_err(|e| classify(&path, &e))?;
@@ -861,7 +865,7 @@ impl Store {
                 &path,
                 by,
                 EventRecord {
-                    user: Some(&user),
+                    user: Some(user),
                     owner_uid: Some(owner_uid),
                     action: "bound",
                     code_id: None,
@@ -869,9 +873,27 @@ impl Store {
                     detail: Some(&detail),
                 },
             )?;
-            tx.commit().map_err(|e| classify(&path, &e))?;
+        }
+        for table in ["app_passwords", "events"] {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET owner_uid = b.uid FROM temp.binding AS b
+                     WHERE {table}.user = b.user AND {table}.owner_uid IS NULL"
+                ),
+                [],
+            )
+            .map_err(|e| classify(&path, &e))?;
+        }
+        tx.execute("DELETE FROM temp.binding", [])
+            .map_err(|e| classify(&path, &e))?;
+        tx.commit().map_err(|e| classify(&path, &e))?;
+        for (user, uid, codes) in answers {
             if codes > 0 {
-                outcome.bound.push(Binding { user, uid, codes });
+                outcome.bound.push(Binding {
+                    user,
+                    uid,
+                    codes: usize::try_from(codes).unwrap_or(usize::MAX),
+                });
             }
         }
         Ok(outcome)

@@ -90,8 +90,9 @@ fn bulk_insert(path: &Path, users: u64, per_user: u64) {
     {
         let mut insert = tx
             .prepare(
-                "INSERT INTO app_passwords (user, label, lookup_tag, hash, created, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'bulk')",
+                "INSERT INTO app_passwords
+                     (user, label, lookup_tag, hash, created, created_by, owner_uid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'bulk', ?6)",
             )
             .unwrap();
         let fake_hash = "$argon2id$v=19$m=19456,t=2,p=1$QUJDREVGR0hJSktMTU5PUA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
@@ -107,7 +108,10 @@ fn bulk_insert(path: &Path, users: u64, per_user: u64) {
                         format!("Device {c}"),
                         tag,
                         fake_hash,
-                        created
+                        created,
+                        // Bound to an account, as every code of a current store is (no such
+                        // accounts exist: the bench never logs in as these users).
+                        100_000 + i64::try_from(u).unwrap()
                     ])
                     .unwrap();
             }
