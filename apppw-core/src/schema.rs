@@ -94,6 +94,8 @@ CREATE INDEX events_by_user ON events (user, time);
 ///   never logs in.
 /// - `events.owner_uid`: the same for the trail, so `list --events` shows an account only its own
 ///   codes' history.
+/// - The `_unbound` indexes hold only rows not yet bound: empty once apppw-ctl has bound them,
+///   so checking for such rows (every root run does) costs nothing on a large store.
 /// - Labels are unique among the active codes of one account, not of one name, so a new account
 ///   with an old name is not blocked by codes it cannot see.
 /// - `code_uses`: the recent distinct (service, remote host) pairs a code was used from, with
@@ -105,6 +107,8 @@ ALTER TABLE events ADD COLUMN owner_uid INTEGER;
 DROP INDEX app_passwords_active_label;
 CREATE UNIQUE INDEX app_passwords_active_label
     ON app_passwords (user, owner_uid, label) WHERE revoked IS NULL;
+CREATE INDEX app_passwords_unbound ON app_passwords (user) WHERE owner_uid IS NULL;
+CREATE INDEX events_unbound ON events (user) WHERE owner_uid IS NULL;
 CREATE TABLE code_uses (
     code_id INTEGER NOT NULL,
     service TEXT    NOT NULL,
