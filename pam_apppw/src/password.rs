@@ -88,21 +88,8 @@ fn revoke_all_of(options: &Options, user: &str) -> Result<usize, Failure> {
     // Both pipes are read on threads of this call (joined before it returns), so a full pipe
     // cannot stall the child; the child is killed at the deadline.
     let (status, out, err) = std::thread::scope(|scope| {
-        let read = |pipe: Option<std::process::ChildStdout>| {
-            let mut text = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut text);
-            }
-            text
-        };
-        let out = scope.spawn(move || read(stdout));
-        let err = scope.spawn(move || {
-            let mut text = Vec::new();
-            if let Some(pipe) = stderr {
-                let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut text);
-            }
-            text
-        });
+        let out = scope.spawn(move || read_bounded(stdout));
+        let err = scope.spawn(move || read_bounded(stderr));
         let status = wait_until(&mut child, Instant::now() + CTL_DEADLINE);
         (
             status,
@@ -128,6 +115,15 @@ fn revoke_all_of(options: &Options, user: &str) -> Result<usize, Failure> {
         .ok()
         .and_then(|v| v["revoked"].as_array().map(Vec::len))
         .ok_or_else(|| Failure::Ctl(format!("{} gave an answer it should not", ctl.display())))
+}
+
+/// Everything `pipe` gives until it closes, at most `MAX_OUTPUT` bytes.
+fn read_bounded(pipe: Option<impl Read>) -> Vec<u8> {
+    let mut text = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut text);
+    }
+    text
 }
 
 /// Waits for `child` until `deadline`, then kills it. A host that reaps children itself (or
