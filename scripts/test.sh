@@ -6,6 +6,7 @@
 # script includes them (--include-ignored) and must run as root: it then also installs the
 # packages, makes users and changes /etc, /var/lib/apppw and /usr/local (use a disposable
 # machine). Once included, a test whose prerequisite is missing fails, saying what provides it.
+# The system tests then also run the mail tests and the .deb on Debian 13 (scripts/debian13.sh).
 # The closing line sums every test binary: "apppw: N passed, N failed, N ignored". Under CI=true
 # an ignored test fails the run: CI must run them all.
 set -euo pipefail
@@ -37,6 +38,17 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --release --workspace --locked --no-fail-fast -- "${test_args[@]}" 2>&1 | tee "$log" || status=$?
+# Debian 13 (Dovecot 2.4) beside this Debian 12 (2.3): the same mail tests and the .deb, in a
+# Debian 13 root made with debootstrap (changes the host, so only where the system tests run).
+if [ "$system_tests" = true ]; then
+    mail_tests=$(cargo test --release --locked -p apppw-tests --test mail --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+        print(message["executable"])')
+    bash scripts/debian13.sh "$mail_tests" 2>&1 | tee -a "$log" || status=$?
+fi
 # One closing line for the whole run, summed over every test binary's
 # "test result: ok. N passed; N failed; N ignored; ..." line.
 read -r passed failed ignored < <(awk '/^test result:/ {

@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""Real mail clients (Python's imaplib, poplib, smtplib) logging in to the test servers.
+"""Real mail clients (Python's imaplib, poplib, smtplib, and a ManageSieve client of a few lines)
+logging in to the test servers.
 
-mail-client.py login PROTOCOL MECHANISM PORT USER PASSWORD
-    PROTOCOL imap|pop3|smtp; MECHANISM login|plain (IMAP LOGIN / AUTHENTICATE PLAIN),
-    user (POP3 USER/PASS), plain|login (SMTP AUTH). Prints "accepted" (exit 0) or "refused"
-    (exit 1); anything else is an error (exit 2).
+mail-client.py login [--from ADDRESS] PROTOCOL MECHANISM PORT USER PASSWORD
+    PROTOCOL imap|pop3|smtp|submission|sieve; MECHANISM login|plain (IMAP LOGIN / AUTHENTICATE
+    PLAIN), user (POP3 USER/PASS), plain|login (SMTP AUTH, for Postfix's smtp and Dovecot's
+    submission), plain (ManageSieve AUTHENTICATE "PLAIN"). --from binds the client's end to
+    ADDRESS (say 127.0.0.2), so the server sees another remote address. Prints "accepted"
+    (exit 0) or "refused" (exit 1); anything else is an error (exit 2).
+
+mail-client.py offers-auth PORT
+    Says whether the LMTP server on PORT offers AUTH after LHLO: prints "auth" (exit 0) or
+    "no auth" (exit 1).
 
 mail-client.py burst CASES_JSON
     CASES_JSON: a list of [protocol, mechanism, port, user, password, expected] with expected
@@ -16,17 +23,70 @@ import imaplib
 import json
 import poplib
 import smtplib
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 HOST = "127.0.0.1"
 
 
-def login(protocol, mechanism, port, user, password):
+def connect(port, source):
+    """A TCP connection to the server, from `source` when given."""
+    return socket.create_connection(
+        (HOST, port), timeout=30, source_address=(source, 0) if source else None
+    )
+
+
+class IMAP(imaplib.IMAP4):
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__(HOST, port, timeout=30)
+
+    def _create_socket(self, timeout):
+        return connect(self.port, self.source)
+
+
+class POP3(poplib.POP3):
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__(HOST, port, timeout=30)
+
+    def _create_socket(self, timeout):
+        return connect(self.port, self.source)
+
+
+def sieve_login(port, user, password, source):
+    """ManageSieve (RFC 5804): the greeting lists capabilities and ends with OK; AUTHENTICATE
+    "PLAIN" with an initial response is answered OK or NO."""
+    with connect(port, source) as sock:
+        replies = sock.makefile("rb")
+
+        def reply():
+            while True:
+                line = replies.readline()
+                if not line:
+                    raise ConnectionError("ManageSieve server closed the connection")
+                if line.startswith((b"OK", b"NO", b"BYE")):
+                    return line
+
+        if not reply().startswith(b"OK"):
+            raise ConnectionError("ManageSieve server did not greet with OK")
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        sock.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+        answer = reply()
+        sock.sendall(b"LOGOUT\r\n")
+        if answer.startswith(b"OK"):
+            return True
+        if answer.startswith(b"NO"):
+            return False
+        raise ConnectionError(f"ManageSieve answered {answer!r}")
+
+
+def login(protocol, mechanism, port, user, password, source=None):
     """True if the server accepted the login, False if it refused it."""
     port = int(port)
     if protocol == "imap":
-        client = imaplib.IMAP4(HOST, port, timeout=30)
+        client = IMAP(port, source)
         try:
             if mechanism == "plain":
                 token = f"\0{user}\0{password}".encode()
@@ -38,7 +98,7 @@ def login(protocol, mechanism, port, user, password):
         except imaplib.IMAP4.error:
             return False
     if protocol == "pop3":
-        client = poplib.POP3(HOST, port, timeout=30)
+        client = POP3(port, source)
         try:
             client.user(user)
             client.pass_(password)
@@ -46,8 +106,10 @@ def login(protocol, mechanism, port, user, password):
             return True
         except poplib.error_proto:
             return False
-    if protocol == "smtp":
-        client = smtplib.SMTP(HOST, port, timeout=30)
+    if protocol in ("smtp", "submission"):
+        client = smtplib.SMTP(
+            HOST, port, timeout=30, source_address=(source, 0) if source else None
+        )
         try:
             client.ehlo()
             if mechanism == "plain":
@@ -59,16 +121,36 @@ def login(protocol, mechanism, port, user, password):
             return True
         except smtplib.SMTPAuthenticationError:
             return False
+    if protocol == "sieve":
+        return sieve_login(port, user, password, source)
     raise ValueError(f"unknown protocol {protocol}")
 
 
+def offers_auth(port):
+    """True if the LMTP server advertises AUTH in its LHLO reply."""
+    client = smtplib.LMTP(HOST, int(port), timeout=30)
+    try:
+        client.ehlo_or_helo_if_needed()
+        return client.has_extn("auth")
+    finally:
+        client.quit()
+
+
 def main():
-    if sys.argv[1] == "login":
-        accepted = login(*sys.argv[2:7])
+    args = sys.argv[1:]
+    if args[0] == "login":
+        source = None
+        if args[1] == "--from":
+            source, args = args[2], args[2:]
+        accepted = login(*args[1:6], source=source)
         print("accepted" if accepted else "refused")
         sys.exit(0 if accepted else 1)
-    if sys.argv[1] == "burst":
-        cases = json.loads(open(sys.argv[2]).read())
+    if args[0] == "offers-auth":
+        offered = offers_auth(args[1])
+        print("auth" if offered else "no auth")
+        sys.exit(0 if offered else 1)
+    if args[0] == "burst":
+        cases = json.loads(open(args[1]).read())
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(lambda c: login(*c[:5]) == c[5], cases))
         right = sum(results)

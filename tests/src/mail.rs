@@ -1,6 +1,8 @@
-//! Real Dovecot (IMAP, POP3, SASL) and Postfix (submission with SMTP AUTH through Dovecot) started
-//! from configuration in a temporary directory, on free loopback ports, with the repository's
-//! example snippets included verbatim. Stopped when dropped.
+//! Real Dovecot (IMAP, POP3, ManageSieve, submission, LMTP, SASL) and Postfix (submission with SMTP
+//! AUTH through Dovecot) started from configuration in a temporary directory, on free loopback
+//! ports, with the repository's example snippets included verbatim. Stopped when dropped. The
+//! same tests run on Debian 12 (Dovecot 2.3) and, through scripts/debian13.sh, on Debian 13
+//! (Dovecot 2.4), whose configuration syntax differs: [`Dovecot`] says which one is here.
 #![forbid(unsafe_code)]
 
 use std::net::TcpListener;
@@ -13,11 +15,54 @@ use crate::ensure_user;
 /// The system user mail sessions run as (Dovecot's static userdb).
 pub const MAIL_USER: &str = "apppw-mail";
 
+/// The installed Dovecot's configuration syntax: 2.4 renamed and restructured most settings and
+/// refuses 2.3's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dovecot {
+    V2_3,
+    V2_4,
+}
+
+impl Dovecot {
+    /// From `dovecot --version` ("2.3.19.1 (9b53102964)", "2.4.1-4 (7d8c0e5759)").
+    pub fn installed() -> Dovecot {
+        let out = Command::new("dovecot")
+            .arg("--version")
+            .output()
+            .expect("dovecot runs: scripts/packages.sh installs dovecot-core");
+        let version = String::from_utf8_lossy(&out.stdout);
+        if version.starts_with("2.3.") {
+            Dovecot::V2_3
+        } else if version.starts_with("2.4.") {
+            Dovecot::V2_4
+        } else {
+            panic!("Dovecot {version:?}: the tests know the syntax of 2.3 and 2.4 only")
+        }
+    }
+
+    /// The shipped example that makes this Dovecot authenticate through PAM, one service per
+    /// protocol.
+    pub fn auth_example(self) -> PathBuf {
+        examples().join(match self {
+            Dovecot::V2_3 => "dovecot/auth-apppw-2.3.conf",
+            Dovecot::V2_4 => "dovecot/auth-apppw-2.4.conf",
+        })
+    }
+}
+
 pub struct MailServers {
     pub dir: tempfile::TempDir,
     pub imap: u16,
     pub pop3: u16,
+    /// Postfix's submission service (SMTP AUTH through Dovecot SASL: PAM service `smtp`).
     pub submission: u16,
+    /// Dovecot's own submission service (PAM service `submission`).
+    pub dovecot_submission: u16,
+    /// ManageSieve (PAM service `sieve`).
+    pub sieve: u16,
+    /// LMTP, which must offer no AUTH at all.
+    pub lmtp: u16,
+    pub dovecot: Dovecot,
     dovecot_conf: PathBuf,
     postfix_dir: PathBuf,
 }
@@ -55,9 +100,10 @@ fn wait_for_port(port: u16) {
 
 impl MailServers {
     /// Starts Postfix, then Dovecot (whose SASL socket lives in Postfix's queue directory, as
-    /// the examples have it), with packaging/examples/dovecot/auth-apppw.conf included.
+    /// the examples have it), with the example for its version (auth-apppw-2.3.conf or
+    /// auth-apppw-2.4.conf) included.
     pub fn start() -> MailServers {
-        let example = examples().join("dovecot/auth-apppw.conf");
+        let example = Dovecot::installed().auth_example();
         MailServers::start_with(&format!("!include {}", example.display()))
     }
 
@@ -111,27 +157,31 @@ impl MailServers {
             .arg(&postfix_dir)
             .arg("start"));
 
-        // Dovecot: listeners on our ports, mail as MAIL_USER, and the example passdb included.
+        // Dovecot: listeners on our ports, mail as MAIL_USER, and `auth` (the example passdb).
         let home = d.join("home");
         std::fs::create_dir(&home).unwrap();
         run(Command::new("chown").arg(MAIL_USER).arg(&home));
+        let dovecot = Dovecot::installed();
+        let ports = DovecotPorts {
+            imap,
+            pop3,
+            sieve: free_port(),
+            submission: free_port(),
+            lmtp: free_port(),
+            relay: submission,
+        };
         let dovecot_conf = d.join("dovecot.conf");
-        let conf = format!(
-            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
-             protocols = imap pop3\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
-             auth_failure_delay = 0\nmail_location = maildir:~/Maildir\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
-             service auth {{\n  unix_listener {p}/spool/private/auth {{\n    mode = 0660\n    user = postfix\n    group = postfix\n  }}\n}}\n\
-             userdb {{\n  driver = static\n  args = uid={MAIL_USER} gid=nogroup home={home}/%u\n}}\n\
-             {auth}\n",
-            d = d.display(),
-            p = postfix_dir.display(),
-            home = home.display(),
-        );
+        let conf = dovecot_config(dovecot, d, &postfix_dir, &home, &ports, auth);
         std::fs::write(&dovecot_conf, conf).unwrap();
         run(Command::new("dovecot").arg("-c").arg(&dovecot_conf));
-        for port in [imap, pop3, submission] {
+        for port in [
+            imap,
+            pop3,
+            submission,
+            ports.sieve,
+            ports.submission,
+            ports.lmtp,
+        ] {
             wait_for_port(port);
         }
         MailServers {
@@ -139,17 +189,24 @@ impl MailServers {
             imap,
             pop3,
             submission,
+            dovecot_submission: ports.submission,
+            sieve: ports.sieve,
+            lmtp: ports.lmtp,
+            dovecot,
             dovecot_conf,
             postfix_dir,
         }
     }
 
-    /// The port of `protocol` (imap, pop3, smtp).
+    /// The port of `protocol`, named as Dovecot names it to PAM (imap, pop3, sieve, submission;
+    /// smtp for Postfix).
     pub fn port(&self, protocol: &str) -> u16 {
         match protocol {
             "imap" => self.imap,
             "pop3" => self.pop3,
             "smtp" => self.submission,
+            "submission" => self.dovecot_submission,
+            "sieve" => self.sieve,
             other => panic!("no server for {other}"),
         }
     }
@@ -169,6 +226,68 @@ impl MailServers {
     /// What Dovecot logged (for failure messages).
     pub fn dovecot_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+}
+
+/// Dovecot's own ports. Its submission service relays to Postfix, as on a real host (the relay
+/// is only contacted once a client sends mail).
+struct DovecotPorts {
+    imap: u16,
+    pop3: u16,
+    sieve: u16,
+    submission: u16,
+    lmtp: u16,
+    relay: u16,
+}
+
+/// A whole dovecot.conf in `version`'s syntax: every protocol Debian packages on our ports, no
+/// TLS, logs in `dir`, mail as MAIL_USER under `home`, the SASL socket in Postfix's queue, and
+/// `auth` for the authentication settings.
+fn dovecot_config(
+    version: Dovecot,
+    dir: &Path,
+    postfix_dir: &Path,
+    home: &Path,
+    ports: &DovecotPorts,
+    auth: &str,
+) -> String {
+    let (d, p, home) = (dir.display(), postfix_dir.display(), home.display());
+    let DovecotPorts {
+        imap,
+        pop3,
+        sieve,
+        submission,
+        lmtp,
+        relay,
+    } = ports;
+    // Identical in both versions.
+    let listeners = format!(
+        "service imap-login {{\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+         service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+         service managesieve-login {{\n  inet_listener sieve {{\n    port = {sieve}\n  }}\n}}\n\
+         service submission-login {{\n  inet_listener submission {{\n    port = {submission}\n  }}\n  inet_listener submissions {{\n    port = 0\n  }}\n}}\n\
+         service lmtp {{\n  inet_listener lmtp {{\n    port = {lmtp}\n  }}\n}}\n\
+         service auth {{\n  unix_listener {p}/spool/private/auth {{\n    mode = 0660\n    user = postfix\n    group = postfix\n  }}\n}}\n\
+         submission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n"
+    );
+    let common = format!(
+        "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
+         protocols = imap pop3 sieve submission lmtp\nlisten = 127.0.0.1\nssl = no\nauth_failure_delay = 0\n"
+    );
+    match version {
+        Dovecot::V2_3 => format!(
+            "{common}disable_plaintext_auth = no\nmail_location = maildir:~/Maildir\n\
+             userdb {{\n  driver = static\n  args = uid={MAIL_USER} gid=nogroup home={home}/%u\n}}\n\
+             {listeners}{auth}\n"
+        ),
+        // 2.4 wants its config version first, and renamed what 2.3 called
+        // disable_plaintext_auth and mail_location.
+        Dovecot::V2_4 => format!(
+            "dovecot_config_version = 2.4.1\ndovecot_storage_version = 2.4.1\n{common}\
+             auth_allow_cleartext = yes\nmail_driver = maildir\nmail_path = ~/Maildir\n\
+             userdb static {{\n  fields {{\n    uid = {MAIL_USER}\n    gid = nogroup\n    home = {home}/%{{user}}\n  }}\n}}\n\
+             {listeners}{auth}\n"
+        ),
     }
 }
 
@@ -197,24 +316,57 @@ impl Drop for MailServers {
 
 /// One login with a real client library (tests/helpers/mail-client.py). True if accepted.
 pub fn mail_login(protocol: &str, mechanism: &str, port: u16, user: &str, password: &str) -> bool {
+    mail_client(&[
+        "login",
+        protocol,
+        mechanism,
+        &port.to_string(),
+        user,
+        password,
+    ])
+}
+
+/// The same from another loopback address (say 127.0.0.2), which the server sees as the
+/// client's address.
+pub fn mail_login_from(
+    source: &str,
+    protocol: &str,
+    mechanism: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> bool {
+    mail_client(&[
+        "login",
+        "--from",
+        source,
+        protocol,
+        mechanism,
+        &port.to_string(),
+        user,
+        password,
+    ])
+}
+
+/// Whether the LMTP server on `port` offers AUTH after LHLO.
+pub fn lmtp_offers_auth(port: u16) -> bool {
+    mail_client(&["offers-auth", &port.to_string()])
+}
+
+/// Runs tests/helpers/mail-client.py: exit 0 is yes, 1 is no, anything else an error.
+fn mail_client(args: &[&str]) -> bool {
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/mail-client.py");
     let out = Command::new("/usr/bin/python3")
         .arg(helper)
-        .args([
-            "login",
-            protocol,
-            mechanism,
-            &port.to_string(),
-            user,
-            password,
-        ])
+        .args(args)
         .output()
         .expect("python3 runs");
     match out.status.code() {
         Some(0) => true,
         Some(1) => false,
         _ => panic!(
-            "{protocol}/{mechanism} login errored: {} {}",
+            "mail-client.py {} errored: {} {}",
+            args[..args.len().min(4)].join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ),

@@ -1,10 +1,11 @@
-//! apppw behind real Dovecot (IMAP, POP3) and Postfix (SMTP AUTH through Dovecot SASL), with
-//! real client libraries, configured from packaging/examples. Installs /etc/pam.d/{imap,pop3,smtp}
-//! from the examples, so it runs as a system test.
+//! apppw behind real Dovecot (IMAP, POP3, ManageSieve, submission; 2.3 on Debian 12, 2.4 on
+//! Debian 13 through scripts/debian13.sh) and Postfix (SMTP AUTH through Dovecot SASL), with real
+//! client libraries, configured from packaging/examples. Installs
+//! /etc/pam.d/{imap,pop3,sieve,submission,smtp} from the examples, so it runs as a system test.
 
 use std::path::Path;
 
-use apppw_tests::mail::{MailServers, mail_login};
+use apppw_tests::mail::{Dovecot, MailServers, lmtp_offers_auth, mail_login, mail_login_from};
 use apppw_tests::system::{System, system};
 use apppw_tests::*;
 
@@ -12,8 +13,10 @@ const ALICE: &str = "apppw-alice";
 const BOB: &str = "apppw-bob";
 const ALICE_UNIX_PASSWORD: &str = "alice's account password";
 
-/// The PAM services of the example, as Dovecot's `args = %s` names them.
-const SERVICES: [&str; 3] = ["imap", "pop3", "smtp"];
+/// The PAM services of the examples: every protocol that authenticates, as Dovecot names them
+/// (`args = %s` in 2.3, `service_name = %{protocol}` in 2.4); smtp is Postfix asking through
+/// Dovecot SASL.
+const SERVICES: [&str; 5] = ["imap", "pop3", "sieve", "submission", "smtp"];
 
 struct Setup {
     _sys: System,
@@ -28,7 +31,8 @@ impl Drop for Setup {
     }
 }
 
-/// Installs `example` as /etc/pam.d/{imap,pop3,smtp}, pointing at this world's module and store.
+/// Installs `example` as /etc/pam.d/{imap,pop3,sieve,submission,smtp}, pointing at this world's
+/// module and store.
 fn setup(example: &str) -> Setup {
     let sys = system();
     for tool in ["/usr/sbin/dovecot", "/usr/sbin/postfix"] {
@@ -56,11 +60,33 @@ fn setup(example: &str) -> Setup {
     Setup { _sys: sys, world }
 }
 
-/// Dovecot's auth settings with its login cache on: Dovecot caches PAM logins only when the
-/// passdb names a cache key, so an administrator who turns the cache on writes this instead of
-/// the example's `args = %s`.
-const CACHING_AUTH: &str = "auth_mechanisms = plain login\nauth_cache_size = 1M\nauth_cache_ttl = 1h\n\
-     passdb {\n  driver = pam\n  args = cache_key=%u%s %s\n}\n";
+/// Dovecot's login cache on, for every database that uses it.
+const CACHE_ON: &str = "auth_cache_size = 1M\nauth_cache_ttl = 1h\n";
+
+/// The example's authentication settings with the login cache on: PAM's answers stay out of it
+/// (2.3: no cache key; 2.4: `use_cache = no`).
+fn cache_on_with_the_example(dovecot: Dovecot) -> String {
+    format!("{CACHE_ON}!include {}\n", dovecot.auth_example().display())
+}
+
+/// Authentication settings that cache PAM's answers: on 2.3 with the cache key the example
+/// documents for those who must (user, service and the client's address), on 2.4 as it caches
+/// PAM whenever the cache is on (user and service).
+fn caching_pam(dovecot: Dovecot) -> String {
+    match dovecot {
+        Dovecot::V2_3 => caching_pam_keyed("%u:%s:%r"),
+        Dovecot::V2_4 => format!(
+            "{CACHE_ON}auth_mechanisms = plain login\npassdb pam {{\n  service_name = %{{protocol}}\n}}\n"
+        ),
+    }
+}
+
+/// Dovecot 2.3's PAM passdb cached under `key`.
+fn caching_pam_keyed(key: &str) -> String {
+    format!(
+        "{CACHE_ON}auth_mechanisms = plain login\npassdb {{\n  driver = pam\n  args = cache_key={key} %s\n}}\n"
+    )
+}
 
 /// An apppw.conf in the world's directory whose revoke_hook flushes this Dovecot's auth cache,
 /// as the shipped example does for the system's Dovecot.
@@ -78,17 +104,37 @@ fn hook_config(w: &World, servers: &MailServers) -> std::path::PathBuf {
 }
 
 /// Every way a mail client logs in: (protocol, mechanism).
-const LOGINS: [(&str, &str); 5] = [
+const LOGINS: [(&str, &str); 8] = [
     ("imap", "login"),
     ("imap", "plain"),
     ("pop3", "user"),
+    ("sieve", "plain"),
+    ("submission", "plain"),
+    ("submission", "login"),
     ("smtp", "plain"),
     ("smtp", "login"),
 ];
 
+/// Alice mints a code with `limits` (apppw-ctl new's options); returns the code.
+fn mint_limited(w: &World, label: &str, limits: &[&str]) -> String {
+    let mut args = vec!["--user", ALICE, "--json", "new", label];
+    args.extend(limits);
+    let out = w.ctl(&args);
+    assert_success(&out);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The mechanism a test uses over `protocol` when any will do.
+fn mechanism(protocol: &str) -> &'static str {
+    if protocol == "pop3" { "user" } else { "plain" }
+}
+
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
-fn a_fresh_code_logs_in_over_imap_pop3_and_smtp() {
+fn a_fresh_code_logs_in_over_every_protocol() {
     let s = setup("mail-apppw-only");
     let servers = MailServers::start();
     let (_, code) = s.world.mint(ALICE, "Phone mail");
@@ -121,10 +167,9 @@ fn the_service_and_remote_host_of_each_protocol_reach_the_module() {
     let servers = MailServers::start();
     for protocol in SERVICES {
         let (_, code) = s.world.mint(ALICE, &format!("Only {protocol}"));
-        let mechanism = if protocol == "pop3" { "user" } else { "plain" };
         assert!(mail_login(
             protocol,
-            mechanism,
+            mechanism(protocol),
             servers.port(protocol),
             ALICE,
             &code
@@ -148,19 +193,9 @@ fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
     let (_, bobs) = w.mint(BOB, "Phone");
     let (revoked_id, revoked) = w.mint(ALICE, "Old phone");
     assert_success(&w.ctl(&["--user", ALICE, "revoke", &revoked_id.to_string()]));
-    let mint_with = |label: &str, limits: &[&str]| {
-        let mut args = vec!["--user", ALICE, "--json", "new", label];
-        args.extend(limits);
-        let out = w.ctl(&args);
-        assert_success(&out);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["code"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let expiring = mint_with("Short", &["--expires", "1s"]);
-    let imap_only = mint_with("IMAP only", &["--service", "imap"]);
-    let elsewhere = mint_with("Other network", &["--from", "192.0.2.0/24"]);
+    let expiring = mint_limited(w, "Short", &["--expires", "1s"]);
+    let imap_only = mint_limited(w, "IMAP only", &["--service", "imap"]);
+    let elsewhere = mint_limited(w, "Other network", &["--from", "192.0.2.0/24"]);
     std::thread::sleep(std::time::Duration::from_secs(2));
 
     let mut wrong = alices.clone().into_bytes();
@@ -174,9 +209,14 @@ fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
         ("a code for imap on smtp", "smtp", imap_only.as_str()),
         ("a code for another network", "imap", elsewhere.as_str()),
     ] {
-        let mechanism = if protocol == "pop3" { "user" } else { "plain" };
         assert!(
-            !mail_login(protocol, mechanism, servers.port(protocol), ALICE, password),
+            !mail_login(
+                protocol,
+                mechanism(protocol),
+                servers.port(protocol),
+                ALICE,
+                password
+            ),
             "{what} was accepted"
         );
     }
@@ -241,9 +281,8 @@ fn a_burst_of_200_logins_from_8_clients_gets_every_answer_right() {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn dovecots_auth_cache_keeps_a_revoked_code_until_flushed_or_the_hook_runs() {
     let s = setup("mail-apppw-only");
-    // Dovecot caches PAM logins only when the passdb names a cache key; an administrator who
-    // turns the cache on writes this instead of the example's `args = %s`.
-    let servers = MailServers::start_with(CACHING_AUTH);
+    // An administrator who caches PAM's answers against the example's advice.
+    let servers = MailServers::start_with(&caching_pam(Dovecot::installed()));
     let w = &s.world;
     let (id, code) = w.mint(ALICE, "Cached");
     assert!(mail_login("imap", "plain", servers.imap, ALICE, &code));
@@ -298,7 +337,7 @@ fn dovecots_auth_cache_keeps_a_revoked_code_until_flushed_or_the_hook_runs() {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn lockdown_and_a_narrowing_edit_reach_dovecots_auth_cache_at_once() {
     let s = setup("mail-apppw-only");
-    let servers = MailServers::start_with(CACHING_AUTH);
+    let servers = MailServers::start_with(&caching_pam(Dovecot::installed()));
     let w = &s.world;
     let conf = hook_config(w, &servers);
     let ctl = |args: &[&str]| {
@@ -409,4 +448,125 @@ fn the_or_password_flavour_accepts_codes_and_the_account_password() {
         ALICE,
         "neither of them"
     ));
+}
+
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn in_app_passwords_only_mode_no_protocol_accepts_the_account_password() {
+    let s = setup("mail-apppw-only");
+    let servers = MailServers::start();
+    set_unix_password(ALICE, ALICE_UNIX_PASSWORD);
+    let (_, code) = s.world.mint(ALICE, "Phone");
+
+    // The side door: a protocol without a PAM file of its own falls back to /etc/pam.d/other,
+    // which on Debian is the account password (common-auth). Before the examples named sieve
+    // and submission, both let the account password in.
+    let sieve_file = Path::new("/etc/pam.d/sieve");
+    let installed = std::fs::read_to_string(sieve_file).unwrap();
+    std::fs::remove_file(sieve_file).unwrap();
+    assert!(
+        mail_login("sieve", "plain", servers.sieve, ALICE, ALICE_UNIX_PASSWORD),
+        "expected /etc/pam.d/other to accept the account password for a service without a file"
+    );
+    std::fs::write(sieve_file, installed).unwrap();
+
+    // With a file for every protocol the examples name: the code everywhere, the account
+    // password nowhere.
+    for (protocol, mechanism) in LOGINS {
+        let port = servers.port(protocol);
+        assert!(
+            !mail_login(protocol, mechanism, port, ALICE, ALICE_UNIX_PASSWORD),
+            "{protocol}/{mechanism} accepted the account password:\n{}",
+            servers.dovecot_log()
+        );
+        assert!(
+            mail_login(protocol, mechanism, port, ALICE, &code),
+            "{protocol}/{mechanism} refused the code"
+        );
+    }
+    // LMTP delivers mail and authenticates nobody: no AUTH to fall through.
+    assert!(
+        !lmtp_offers_auth(servers.lmtp),
+        "LMTP offers AUTH: it needs a PAM file too"
+    );
+}
+
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn with_the_cache_on_the_example_keeps_from_expiry_and_revocation() {
+    let s = setup("mail-apppw-only");
+    let dovecot = Dovecot::installed();
+    let servers = MailServers::start_with(&cache_on_with_the_example(dovecot));
+    let w = &s.world;
+    let printer = &mint_limited(
+        w,
+        "Office printer",
+        &["--from", "127.0.0.1/32", "--expires", "4s"],
+    );
+    let (phone_id, phone) = w.mint(ALICE, "Phone");
+    let minted = std::time::Instant::now();
+
+    for _ in 0..2 {
+        assert!(mail_login("imap", "plain", servers.imap, ALICE, printer));
+        assert!(mail_login("imap", "plain", servers.imap, ALICE, &phone));
+    }
+    // The same user, service and code from another address: not the printer's network.
+    assert!(
+        !mail_login_from("127.0.0.2", "imap", "plain", servers.imap, ALICE, printer),
+        "a cached success let a --from code in from another address ({dovecot:?})"
+    );
+    assert!(mail_login_from(
+        "127.0.0.2",
+        "imap",
+        "plain",
+        servers.imap,
+        ALICE,
+        &phone
+    ));
+    // Revoked: refused at once, with no hook and no flush.
+    assert_success(&w.ctl(&["--user", ALICE, "revoke", &phone_id.to_string()]));
+    assert!(!mail_login("imap", "plain", servers.imap, ALICE, &phone));
+    // Expired: refused at once.
+    std::thread::sleep(std::time::Duration::from_secs(5).saturating_sub(minted.elapsed()));
+    assert!(
+        !mail_login("imap", "plain", servers.imap, ALICE, printer),
+        "an expired code was accepted ({dovecot:?})"
+    );
+}
+
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn caching_pam_without_the_clients_address_in_the_key_loses_from_limits() {
+    // Why the examples keep PAM out of the cache (and why 2.3's documented key has %r).
+    let s = setup("mail-apppw-only");
+    let dovecot = Dovecot::installed();
+    let w = &s.world;
+    let limited = |label: &str| mint_limited(w, label, &["--from", "127.0.0.1/32"]);
+    let cached_then_elsewhere = |servers: &MailServers, code: &str| {
+        assert!(mail_login("imap", "plain", servers.imap, ALICE, code));
+        mail_login_from("127.0.0.2", "imap", "plain", servers.imap, ALICE, code)
+    };
+    match dovecot {
+        Dovecot::V2_3 => {
+            let servers = MailServers::start_with(&caching_pam_keyed("%u%s"));
+            assert!(
+                cached_then_elsewhere(&servers, &limited("Keyed by user and service")),
+                "expected a key without %r to answer from the cache for any address"
+            );
+            drop(servers);
+            let servers = MailServers::start_with(&caching_pam_keyed("%u:%s:%r"));
+            assert!(
+                !cached_then_elsewhere(&servers, &limited("Keyed with the address")),
+                "the documented key let a --from code in from another address"
+            );
+        }
+        Dovecot::V2_4 => {
+            let servers = MailServers::start_with(&caching_pam(dovecot));
+            assert!(
+                cached_then_elsewhere(&servers, &limited("Cached by 2.4")),
+                "expected Dovecot 2.4 to cache PAM by user and service: if it no longer does, \
+                 the example's `use_cache = no` note is out of date"
+            );
+        }
+    }
 }
