@@ -1,6 +1,8 @@
 # Packages. `make deb` and `make rpm` each build everything they need; `make package-test`
 # builds the .deb and the .rpm and runs the package tests (root, Debian; changes the host).
 CARGO ?= cargo
+VERSION = $(shell $(CARGO) pkgid -p apppw-ctl | sed 's/.*[#@]//')
+RPM_ARCH := $(shell uname -m)
 
 .PHONY: build completions deb rpm package-tools package-test
 
@@ -13,17 +15,26 @@ completions: build
 	target/release/apppw-ctl completions zsh > target/release/completions/_apppw-ctl
 	target/release/apppw-ctl completions fish > target/release/completions/apppw-ctl.fish
 
-# cargo-deb and cargo-generate-rpm, from crates.io, unless already installed.
+# cargo-deb from crates.io, unless already installed. rpmbuild comes with Debian's rpm package.
 package-tools:
 	command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
-	command -v cargo-generate-rpm >/dev/null || $(CARGO) install --locked cargo-generate-rpm
+	command -v rpmbuild >/dev/null || { echo "rpmbuild is missing: apt-get install rpm" >&2; exit 1; }
 
 deb: completions package-tools
 	$(CARGO) deb -p apppw-ctl --no-build --locked -o target/debian/
 
+# target/rpm/apppw-VERSION-1.ARCH.rpm, from packaging/rpm/apppw.spec.
 rpm: completions package-tools
+	rm -rf target/rpm/build
 	mkdir -p target/rpm
-	$(CARGO) generate-rpm -p apppw-ctl -o target/rpm/apppw.x86_64.rpm
+	rpmbuild -bb --quiet --target $(RPM_ARCH) \
+		--define "_topdir $(CURDIR)/target/rpm/build" \
+		--define "apppw_top $(CURDIR)" \
+		--define "apppw_bin $(CURDIR)/target/release" \
+		--define "apppw_version $(VERSION)" \
+		packaging/rpm/apppw.spec
+	mv target/rpm/build/RPMS/$(RPM_ARCH)/apppw-*.rpm target/rpm/
+	rm -rf target/rpm/build
 
 package-test: deb rpm
 	bash packaging/test-packages.sh

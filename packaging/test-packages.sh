@@ -3,12 +3,13 @@
 # check paths, modes, man pages and --help; a new user mints a code with the installed setuid
 # apppw-ctl; pamtester authenticates with it through the installed module and an example service;
 # the user revokes it and pamtester is refused; remove keeps the store; purge leaves nothing.
-# Then the .rpm's file list, modes, owners and scripts. Run by `make package-test`.
+# Then the .rpm's file list, flags, modes, owners, dependencies and scripts. Run by
+# `make package-test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deb=$(ls -t target/debian/apppw_*.deb | head -n 1)
-rpmfile=target/rpm/apppw.x86_64.rpm
+rpmfile=$(ls -t target/rpm/apppw-*.rpm | head -n 1)
 user=apppw-pkg
 password="package test password"
 passed=0
@@ -37,6 +38,13 @@ dpkg -i "$deb"
 module=/usr/lib/x86_64-linux-gnu/security/pam_apppw.so
 check "apppw-ctl is root:root 4755" test "$(stat -c '%a %U %G' /usr/bin/apppw-ctl)" = "4755 root root"
 check "the apppw account exists, with no login" test "$(getent passwd apppw | cut -d: -f7)" = /usr/sbin/nologin
+# postinst makes the account with adduser; the sysusers.d file the package ships says the same.
+sysusers=$(python3 -c 'import shlex, sys
+for line in open(sys.argv[1]):
+    f = shlex.split(line, comments=True)
+    if f[:2] == ["u", "apppw"]: print(":".join(f[3:6]))' packaging/sysusers.d/apppw.conf)
+check "the sysusers.d file is installed" cmp -s packaging/sysusers.d/apppw.conf /usr/lib/sysusers.d/apppw.conf
+check "the account is the one sysusers.d describes ($sysusers)" test "$(getent passwd apppw | cut -d: -f5-7)" = "$sysusers"
 check "the store directory is root:apppw 2770" test "$(stat -c '%a %U %G' /var/lib/apppw)" = "2770 root apppw"
 check "the store is root:apppw 660" test "$(stat -c '%a %U %G' /var/lib/apppw/apppw.db)" = "660 root apppw"
 check "the module is installed" test -f "$module"
@@ -81,15 +89,38 @@ check "purge removes the statoverride" sh -c '! dpkg-statoverride --list /usr/bi
 userdel "$user"
 
 echo "== rpm $rpmfile"
+check "rpm: the file name is NAME-VERSION-RELEASE.ARCH.rpm" \
+    test "$(basename "$rpmfile")" = "$(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}.rpm' "$rpmfile")"
 listing=$(rpm -qlpv "$rpmfile")
 echo "$listing"
+flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpmfile")
+requires=$(rpm -qp --qf '[%{REQUIRENAME} %{REQUIREFLAGS:deptype}\n]' "$rpmfile")
+libdir=$(rpm --target "$(rpm -qp --qf '%{ARCH}' "$rpmfile")" --eval '%{_libdir}' 2>/dev/null | tail -n 1)
 check "rpm: apppw-ctl is -rwsr-xr-x root root" grep -qE '^-rwsr-xr-x +1 root +root .* /usr/bin/apppw-ctl$' <<<"$listing"
-check "rpm: the module is in /usr/lib64/security" grep -qE ' /usr/lib64/security/pam_apppw.so$' <<<"$listing"
-check "rpm: config files" sh -c "rpm -qcp '$rpmfile' | grep -qx /etc/apppw/apppw.conf && rpm -qcp '$rpmfile' | grep -qx /etc/pam.d/apppw-ctl"
+check "rpm: the module is in $libdir/security" grep -qE " $libdir/security/pam_apppw.so\$" <<<"$listing"
+for file in /etc/apppw/apppw.conf /etc/pam.d/apppw-ctl; do
+    check "rpm: $file is %config(noreplace)" grep -qx "cn $file" <<<"$flags"
+done
+check "rpm: owns /var/lib/apppw, root:apppw 2770" grep -qE '^drwxrws--- +[0-9]+ root +apppw .* /var/lib/apppw$' <<<"$listing"
+for dir in /etc/apppw /usr/share/doc/apppw /usr/share/doc/apppw/examples/{pam.d,dovecot,postfix,fail2ban/filter.d,fail2ban/jail.d}; do
+    check "rpm: owns $dir, root:root 755" grep -qE "^drwxr-xr-x +[0-9]+ root +root .* $dir\$" <<<"$listing"
+done
+check "rpm: the sysusers.d file" grep -qE ' /usr/lib/sysusers.d/apppw.conf$' <<<"$listing"
+check "rpm: Requires(pre): shadow-utils" grep -qx 'shadow-utils pre' <<<"$requires"
+# Every document and example the .deb ships, as %doc.
+docs=(README.md:README.md)
+for file in docs/*.md; do docs+=("$file:$(basename "$file")"); done
+for file in packaging/examples/README.md packaging/examples/*/*; do docs+=("$file:examples/${file#packaging/examples/}"); done
+for file in packaging/fail2ban/*/apppw.conf; do docs+=("$file:examples/fail2ban/${file#packaging/fail2ban/}"); done
+for entry in "${docs[@]}"; do
+    check "rpm: ${entry%%:*} is %doc" grep -qx "d /usr/share/doc/apppw/${entry#*:}" <<<"$flags"
+done
 scripts=$(rpm -qp --scripts "$rpmfile")
 echo "$scripts"
-check "rpm: %pre creates the group" grep -q 'groupadd --system apppw' <<<"$scripts"
-check "rpm: %pre creates the account" grep -q 'useradd --system --gid apppw' <<<"$scripts"
+check "rpm: %pre hands systemd-sysusers the shipped sysusers.d file" \
+    cmp -s packaging/sysusers.d/apppw.conf <(sed -n "/<<'SYSUSERS'\$/,/^SYSUSERS\$/p" <<<"$scripts" | sed '1d;$d')
+check "rpm: %pre falls back to groupadd" grep -q 'groupadd --system apppw' <<<"$scripts"
+check "rpm: %pre falls back to useradd" grep -q 'useradd --system --gid apppw' <<<"$scripts"
 check "rpm: %post sets up the store" grep -q '/usr/bin/apppw-ctl init' <<<"$scripts"
 
 echo "packages: $passed passed, 0 failed"

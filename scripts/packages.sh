@@ -6,8 +6,9 @@
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
 # dovecot-imapd, dovecot-pop3d, postfix: the real mail servers of tests/tests/mail.rs.
-# lintian, rpm, pamtester, man-db, bsdextrautils (col), make: the package tests.
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm pamtester man-db bsdextrautils make)
+# lintian, rpm (rpmbuild, which `make rpm` uses; rpm2cpio), cpio, pamtester, man-db,
+# bsdextrautils (col), make: the package tests.
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm cpio pamtester man-db bsdextrautils make)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.
