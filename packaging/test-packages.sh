@@ -3,8 +3,8 @@
 # check paths, modes, man pages and --help; a new user mints a code with the installed setuid
 # apppw-ctl; pamtester authenticates with it through the installed module and an example service;
 # the user revokes it and pamtester is refused; remove keeps the store; purge leaves nothing.
-# Then the .rpm's file list, flags, modes, owners, dependencies and scripts. Run by
-# `make package-test`.
+# Then the .rpm's file list, flags, modes, owners, dependencies and scripts; the SELinux policy
+# module against a real reference policy. Run by `make package-test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,16 +12,8 @@ deb=$(ls -t target/debian/apppw_*.deb | head -n 1)
 rpmfile=$(ls -t target/rpm/apppw-*.rpm | head -n 1)
 user=apppw-pkg
 password="package test password"
-passed=0
-check() { # check DESCRIPTION COMMAND...: runs COMMAND; a failure ends the test
-    local what=$1; shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        echo "package test FAILED: $what" >&2
-        exit 1
-    fi
-}
+check_what="package test"
+source packaging/check.sh
 
 # A clean slate: earlier tests set up apppw by hand (init, /etc/pam.d/apppw-ctl).
 dpkg -P apppw >/dev/null 2>&1 || true
@@ -122,5 +114,17 @@ check "rpm: %pre hands systemd-sysusers the shipped sysusers.d file" \
 check "rpm: %pre falls back to groupadd" grep -q 'groupadd --system apppw' <<<"$scripts"
 check "rpm: %pre falls back to useradd" grep -q 'useradd --system --gid apppw' <<<"$scripts"
 check "rpm: %post sets up the store" grep -q '/usr/bin/apppw-ctl init' <<<"$scripts"
+
+echo "== selinux"
+check "rpm: the policy module is the one built" \
+    cmp -s target/selinux/apppw.pp <(rpm2cpio "$rpmfile" | cpio -i --quiet --to-stdout ./usr/share/selinux/packages/apppw.pp)
+for file in apppw.te apppw.if apppw.fc; do
+    check "rpm: the policy source $file is %doc" grep -qx "d /usr/share/doc/apppw/selinux/$file" <<<"$flags"
+done
+check "rpm: %post loads the policy module" grep -q 'semodule -X 200 -i /usr/share/selinux/packages/apppw.pp' <<<"$scripts"
+check "rpm: %post relabels the store" grep -q 'restorecon -R /var/lib/apppw' <<<"$scripts"
+check "rpm: %postun removes the policy module" grep -q 'semodule -X 200 -r apppw' <<<"$scripts"
+check "the policy module links against a reference policy and grants what the store needs" \
+    bash packaging/selinux/check-module.sh target/selinux/apppw.pp
 
 echo "packages: $passed passed, 0 failed"

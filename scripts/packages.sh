@@ -7,8 +7,10 @@
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
 # dovecot-imapd, dovecot-pop3d, postfix: the real mail servers of tests/tests/mail.rs.
 # lintian, rpm (rpmbuild, which `make rpm` uses; rpm2cpio), cpio, pamtester, man-db,
-# bsdextrautils (col), make: the package tests.
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm cpio pamtester man-db bsdextrautils make)
+# bsdextrautils (col), make: the package tests. selinux-policy-dev, checkpolicy, semodule-utils:
+# `make selinux` builds the RPM's SELinux policy module with them; setools (sesearch, seinfo):
+# the package test checks that module linked against Debian's reference policy.
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.
