@@ -4,7 +4,8 @@
 # apppw-ctl; pamtester authenticates with it through the installed module and an example service;
 # the user revokes it and pamtester is refused; remove keeps the store; purge leaves nothing.
 # Then the .rpm's file list, flags, modes, owners, dependencies and scripts; the SELinux policy
-# module against a real reference policy. Run by `make package-test`.
+# module against a real reference policy; where each package puts the module on arm64. Run by
+# `make package-test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,7 @@ passed=$((passed + 1))
 
 echo "== dpkg -i"
 dpkg -i "$deb"
-module=/usr/lib/x86_64-linux-gnu/security/pam_apppw.so
+module=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/security/pam_apppw.so
 check "apppw-ctl is root:root 4755" test "$(stat -c '%a %U %G' /usr/bin/apppw-ctl)" = "4755 root root"
 check "the apppw account exists, with no login" test "$(getent passwd apppw | cut -d: -f7)" = /usr/sbin/nologin
 # postinst makes the account with adduser; the sysusers.d file the package ships says the same.
@@ -126,5 +127,11 @@ check "rpm: %post relabels the store" grep -q 'restorecon -R /var/lib/apppw' <<<
 check "rpm: %postun removes the policy module" grep -q 'semodule -X 200 -r apppw' <<<"$scripts"
 check "the policy module links against a reference policy and grants what the store needs" \
     bash packaging/selinux/check-module.sh target/selinux/apppw.pp
+
+echo "== arm64"
+paths=$(make -s module-paths TARGET=aarch64-unknown-linux-gnu)
+echo "$paths"
+check "arm64 .deb: the module follows the multiarch triplet" grep -qx 'deb: usr/lib/aarch64-linux-gnu/security/pam_apppw.so' <<<"$paths"
+check "aarch64 .rpm: the module is in /usr/lib64/security" grep -qx 'rpm: /usr/lib64/security/pam_apppw.so' <<<"$paths"
 
 echo "packages: $passed passed, 0 failed"
