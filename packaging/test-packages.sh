@@ -3,7 +3,9 @@
 # check paths, modes, man pages and --help; a new user mints a code with the installed setuid
 # apppw-ctl; pamtester authenticates with it through the installed module and an example service;
 # the user revokes it and pamtester is refused; remove keeps the store; purge leaves nothing.
-# Then the .rpm's file list, modes, owners and scripts. Run by `make package-test`.
+# Then the .rpm's file list, flags, modes, owners, dependencies and scripts; the SELinux policy
+# module against a real reference policy; where each package puts the module on arm64. Run by
+# `make package-test`.
 # --deb-only: the .deb's install, use, remove and purge, without lintian (it reads the file, not
 # the host) and the .rpm: what scripts/debian13.sh runs on Debian 13.
 set -euo pipefail
@@ -12,19 +14,11 @@ deb_only=false
 [ "${1:-}" = --deb-only ] && deb_only=true
 
 deb=$(ls -t target/debian/apppw_*.deb | head -n 1)
-rpmfile=target/rpm/apppw.x86_64.rpm
+rpmfile=$(ls -t target/rpm/apppw-*.rpm | head -n 1)
 user=apppw-pkg
 password="package test password"
-passed=0
-check() { # check DESCRIPTION COMMAND...: runs COMMAND; a failure ends the test
-    local what=$1; shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        echo "package test FAILED: $what" >&2
-        exit 1
-    fi
-}
+check_what="package test"
+source packaging/check.sh
 
 # A clean slate: earlier tests set up apppw by hand (init, /etc/pam.d/apppw-ctl).
 dpkg -P apppw >/dev/null 2>&1 || true
@@ -40,9 +34,18 @@ fi
 
 echo "== dpkg -i"
 dpkg -i "$deb"
-module=/usr/lib/x86_64-linux-gnu/security/pam_apppw.so
+# Where libpam finds modules on this host, whatever its architecture: pam_unix.so's directory
+# (/usr/lib/<multiarch triplet>/security). dpkg-architecture (dpkg-dev) is not needed for that.
+module=$(dirname "$(dpkg -L libpam-modules | grep -m1 '/security/pam_unix\.so$')")/pam_apppw.so
 check "apppw-ctl is root:root 4755" test "$(stat -c '%a %U %G' /usr/bin/apppw-ctl)" = "4755 root root"
 check "the apppw account exists, with no login" test "$(getent passwd apppw | cut -d: -f7)" = /usr/sbin/nologin
+# postinst makes the account with adduser; the sysusers.d file the package ships says the same.
+sysusers=$(python3 -c 'import shlex, sys
+for line in open(sys.argv[1]):
+    f = shlex.split(line, comments=True)
+    if f[:2] == ["u", "apppw"]: print(":".join(f[3:6]))' packaging/sysusers.d/apppw.conf)
+check "the sysusers.d file is installed" cmp -s packaging/sysusers.d/apppw.conf /usr/lib/sysusers.d/apppw.conf
+check "the account is the one sysusers.d describes ($sysusers)" test "$(getent passwd apppw | cut -d: -f5-7)" = "$sysusers"
 check "the store directory is root:apppw 2770" test "$(stat -c '%a %U %G' /var/lib/apppw)" = "2770 root apppw"
 check "the store is root:apppw 660" test "$(stat -c '%a %U %G' /var/lib/apppw/apppw.db)" = "660 root apppw"
 check "the module is installed" test -f "$module"
@@ -92,15 +95,56 @@ if [ "$deb_only" = true ]; then
 fi
 
 echo "== rpm $rpmfile"
+check "rpm: the file name is NAME-VERSION-RELEASE.ARCH.rpm" \
+    test "$(basename "$rpmfile")" = "$(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}.rpm' "$rpmfile")"
 listing=$(rpm -qlpv "$rpmfile")
 echo "$listing"
+flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpmfile")
+requires=$(rpm -qp --qf '[%{REQUIRENAME} %{REQUIREFLAGS:deptype}\n]' "$rpmfile")
+libdir=$(rpm --target "$(rpm -qp --qf '%{ARCH}' "$rpmfile")" --eval '%{_libdir}' 2>/dev/null | tail -n 1)
 check "rpm: apppw-ctl is -rwsr-xr-x root root" grep -qE '^-rwsr-xr-x +1 root +root .* /usr/bin/apppw-ctl$' <<<"$listing"
-check "rpm: the module is in /usr/lib64/security" grep -qE ' /usr/lib64/security/pam_apppw.so$' <<<"$listing"
-check "rpm: config files" sh -c "rpm -qcp '$rpmfile' | grep -qx /etc/apppw/apppw.conf && rpm -qcp '$rpmfile' | grep -qx /etc/pam.d/apppw-ctl"
+check "rpm: the module is in $libdir/security" grep -qE " $libdir/security/pam_apppw.so\$" <<<"$listing"
+for file in /etc/apppw/apppw.conf /etc/pam.d/apppw-ctl; do
+    check "rpm: $file is %config(noreplace)" grep -qx "cn $file" <<<"$flags"
+done
+check "rpm: owns /var/lib/apppw, root:apppw 2770" grep -qE '^drwxrws--- +[0-9]+ root +apppw .* /var/lib/apppw$' <<<"$listing"
+for dir in /etc/apppw /usr/share/doc/apppw /usr/share/doc/apppw/examples/{pam.d,dovecot,postfix,fail2ban/filter.d,fail2ban/jail.d}; do
+    check "rpm: owns $dir, root:root 755" grep -qE "^drwxr-xr-x +[0-9]+ root +root .* $dir\$" <<<"$listing"
+done
+check "rpm: the sysusers.d file" grep -qE ' /usr/lib/sysusers.d/apppw.conf$' <<<"$listing"
+check "rpm: Requires(pre): shadow-utils" grep -qx 'shadow-utils pre' <<<"$requires"
+# Every document and example the .deb ships, as %doc.
+docs=(README.md:README.md)
+for file in docs/*.md; do docs+=("$file:$(basename "$file")"); done
+for file in packaging/examples/README.md packaging/examples/*/*; do docs+=("$file:examples/${file#packaging/examples/}"); done
+for file in packaging/fail2ban/*/apppw.conf; do docs+=("$file:examples/fail2ban/${file#packaging/fail2ban/}"); done
+for entry in "${docs[@]}"; do
+    check "rpm: ${entry%%:*} is %doc" grep -qx "d /usr/share/doc/apppw/${entry#*:}" <<<"$flags"
+done
 scripts=$(rpm -qp --scripts "$rpmfile")
 echo "$scripts"
-check "rpm: %pre creates the group" grep -q 'groupadd --system apppw' <<<"$scripts"
-check "rpm: %pre creates the account" grep -q 'useradd --system --gid apppw' <<<"$scripts"
+check "rpm: %pre hands systemd-sysusers the shipped sysusers.d file" \
+    cmp -s packaging/sysusers.d/apppw.conf <(sed -n "/<<'SYSUSERS'\$/,/^SYSUSERS\$/p" <<<"$scripts" | sed '1d;$d')
+check "rpm: %pre falls back to groupadd" grep -q 'groupadd --system apppw' <<<"$scripts"
+check "rpm: %pre falls back to useradd" grep -q 'useradd --system --gid apppw' <<<"$scripts"
 check "rpm: %post sets up the store" grep -q '/usr/bin/apppw-ctl init' <<<"$scripts"
+
+echo "== selinux"
+check "rpm: the policy module is the one built" \
+    cmp -s target/selinux/apppw.pp <(rpm2cpio "$rpmfile" | cpio -i --quiet --to-stdout ./usr/share/selinux/packages/apppw.pp)
+for file in apppw.te apppw.if apppw.fc; do
+    check "rpm: the policy source $file is %doc" grep -qx "d /usr/share/doc/apppw/selinux/$file" <<<"$flags"
+done
+check "rpm: %post loads the policy module" grep -q 'semodule -X 200 -i /usr/share/selinux/packages/apppw.pp' <<<"$scripts"
+check "rpm: %post relabels the store" grep -q 'restorecon -R /var/lib/apppw' <<<"$scripts"
+check "rpm: %postun removes the policy module" grep -q 'semodule -X 200 -r apppw' <<<"$scripts"
+check "the policy module links against a reference policy and grants what the store needs" \
+    bash packaging/selinux/check-module.sh target/selinux/apppw.pp
+
+echo "== arm64"
+paths=$(make -s module-paths TARGET=aarch64-unknown-linux-gnu)
+echo "$paths"
+check "arm64 .deb: the module follows the multiarch triplet" grep -qx 'deb: usr/lib/aarch64-linux-gnu/security/pam_apppw.so' <<<"$paths"
+check "aarch64 .rpm: the module is in /usr/lib64/security" grep -qx 'rpm: /usr/lib64/security/pam_apppw.so' <<<"$paths"
 
 echo "packages: $passed passed, 0 failed"

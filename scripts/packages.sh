@@ -8,9 +8,12 @@
 # dovecot-imapd, dovecot-pop3d, dovecot-managesieved, dovecot-submissiond, dovecot-lmtpd, postfix:
 # the real mail servers of tests/tests/mail.rs (every protocol Dovecot authenticates, and LMTP,
 # which must not).
-# lintian, rpm, pamtester, man-db, bsdextrautils (col), make: the package tests.
+# lintian, rpm (rpmbuild, which `make rpm` uses; rpm2cpio), cpio, pamtester, man-db,
+# bsdextrautils (col), make: the package tests. selinux-policy-dev, checkpolicy, semodule-utils:
+# `make selinux` builds the RPM's SELinux policy module with them; setools (sesearch, seinfo):
+# the package test checks that module linked against Debian's reference policy.
 # debootstrap: the Debian 13 root of scripts/debian13.sh.
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm pamtester man-db bsdextrautils make debootstrap)
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.

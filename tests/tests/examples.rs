@@ -48,6 +48,14 @@ fn apppw_only_accepts_codes_and_refuses_the_account_password() {
     assert_eq!(refused.auth, PAM_AUTH_ERR);
 }
 
+/// The stack `password-auth` of Fedora and RHEL in the shape authselect writes it for local
+/// accounts, less pam_faildelay: modules Debian has too.
+const RHEL_PASSWORD_AUTH: &str = "auth     required   pam_env.so
+auth     sufficient pam_unix.so nullok
+auth     required   pam_deny.so
+account  required   pam_unix.so
+";
+
 #[test]
 #[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn apppw_or_password_accepts_either() {
@@ -57,7 +65,21 @@ fn apppw_or_password_accepts_either() {
         let text = std::fs::read_to_string(Path::new("/etc/pam.d").join(common)).unwrap();
         w.service(common, &text);
     }
-    install_example(&w, "dovecot", "mail-apppw-or-password");
+    accepts_either(&w, "mail-apppw-or-password");
+}
+
+#[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+fn apppw_or_password_accepts_either_on_rhel() {
+    let w = world();
+    w.service("password-auth", RHEL_PASSWORD_AUTH);
+    accepts_either(&w, "mail-apppw-or-password.rhel");
+}
+
+/// Installs the "or password" `example` as the service dovecot: a code and the account password
+/// both work, and with the store gone the account password still does.
+fn accepts_either(w: &World, example: &str) {
+    install_example(w, "dovecot", example);
     let (_, code) = w.mint(ALICE, "Phone");
     set_unix_password(ALICE, ALICE_UNIX_PASSWORD);
     let by_code = w.login("dovecot", ALICE, &code).run();
