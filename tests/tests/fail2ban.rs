@@ -1,9 +1,10 @@
 //! The shipped fail2ban filter matches the lines pam_apppw really writes: logins through the real
 //! libpam and a real /etc/pam.d service (no pam_wrapper, so pam_syslog formats them as on a host),
 //! received on /dev/log, then read by fail2ban-regex. Changes /etc, so it runs as a system test.
+//! The shipped jail is checked with fail2ban's own configuration test.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use apppw_tests::syslog::SyslogListener;
 use apppw_tests::system::system;
@@ -24,6 +25,87 @@ fn login(user: &str, password: &str, rhost: &str) -> i32 {
         [first, ..] if first.step == Step::Authenticate => first.code,
         _ => panic!("no authenticate verdict: {verdicts:?} {}", stderr(&out)),
     }
+}
+
+/// A fail2ban configuration directory in `dir`: fail2ban's own files from /etc/fail2ban without
+/// the jails the host enabled or its local changes, with the shipped filter and jail added.
+fn fail2ban_config(dir: &Path) -> PathBuf {
+    require(
+        Path::new("/etc/fail2ban/jail.conf").exists(),
+        "/etc/fail2ban/jail.conf",
+        "scripts/packages.sh installs it (Debian: fail2ban)",
+    );
+    let conf = dir.join("fail2ban");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg("/etc/fail2ban")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_success(&copy);
+    let find = Command::new("find")
+        .arg(&conf)
+        .args([
+            "(",
+            "-path",
+            "*/jail.d/*",
+            "-o",
+            "-name",
+            "*.local",
+            ")",
+            "-delete",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&find);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/fail2ban");
+    for file in ["filter.d/apppw.conf", "jail.d/apppw.conf"] {
+        std::fs::copy(shipped.join(file), conf.join(file)).unwrap();
+    }
+    conf
+}
+
+fn fail2ban_client(conf: &Path, arg: &str) -> Output {
+    require(
+        Path::new("/usr/bin/fail2ban-client").exists(),
+        "/usr/bin/fail2ban-client",
+        "scripts/packages.sh installs it (Debian: fail2ban)",
+    );
+    Command::new("fail2ban-client")
+        .arg("--conf")
+        .arg(conf)
+        .arg(arg)
+        .output()
+        .unwrap()
+}
+
+/// The shipped jail reads the journal, with the filter's journalmatch, and passes fail2ban's own
+/// configuration test whether or not /var/log/auth.log exists (Debian 12 and 13 install nothing
+/// that writes it). A jail with that logpath makes fail2ban refuse to start there: "Have not
+/// found any log file for apppw jail".
+#[test]
+fn the_shipped_jail_reads_authpriv_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fail2ban_config(dir.path());
+    let test = fail2ban_client(&conf, "--test");
+    assert_success(&test);
+    let dump = fail2ban_client(&conf, "--dump");
+    assert_success(&dump);
+    let commands: Vec<String> = stdout(&dump)
+        .lines()
+        .filter(|l| l.contains("'apppw'") && !l.contains("action"))
+        .map(str::to_owned)
+        .collect();
+    for expected in [
+        "['add', 'apppw', 'systemd']",
+        "['set', 'apppw', 'addjournalmatch', 'SYSLOG_FACILITY=10']",
+    ] {
+        assert!(commands.iter().any(|c| c == expected), "{commands:#?}");
+    }
+    assert!(
+        !commands.iter().any(|c| c.contains("logpath")),
+        "{commands:#?}"
+    );
 }
 
 #[test]
