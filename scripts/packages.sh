@@ -5,9 +5,12 @@
 # export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
+# systemd-journal-remote: turns the test's log lines into a real journal file, as journald keeps
+# them on Debian 12 and 13 (no syslog daemon); python3-systemd: fail2ban's systemd backend reads
+# it (Debian 12's fail2ban only recommends it).
 # dovecot-imapd, dovecot-pop3d, postfix: the real mail servers of tests/tests/mail.rs.
 # lintian, rpm, pamtester, man-db, bsdextrautils (col), make: the package tests.
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d postfix lintian rpm pamtester man-db bsdextrautils make)
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban systemd-journal-remote python3-systemd dovecot-imapd dovecot-pop3d postfix lintian rpm pamtester man-db bsdextrautils make)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.
