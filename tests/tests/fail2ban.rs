@@ -1,12 +1,14 @@
-//! The shipped fail2ban filter matches the lines pam_apppw really writes: logins through the real
-//! libpam and a real /etc/pam.d service (no pam_wrapper, so pam_syslog formats them as on a host),
-//! received on /dev/log, then read by fail2ban-regex. Changes /etc, so it runs as a system test.
-//! The shipped jail is checked with fail2ban's own configuration test.
+//! The shipped fail2ban filter and jail against the lines pam_apppw really writes: logins through
+//! the real libpam and a real /etc/pam.d service (no pam_wrapper, so pam_syslog formats them as on
+//! a host), received on /dev/log, then read by fail2ban in both places a host keeps them: a file,
+//! as rsyslog writes /var/log/auth.log, and the systemd journal, where Debian 12 and 13 (which
+//! install no syslog daemon) keep them. The logins change /etc, so they run as a system test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use apppw_tests::syslog::SyslogListener;
+use apppw_tests::journal::{self, SyslogFields};
+use apppw_tests::syslog::{Datagram, SyslogListener};
 use apppw_tests::system::system;
 use apppw_tests::*;
 
@@ -14,15 +16,28 @@ const SERVICE: &str = "apppw-f2b-test";
 const ALICE: &str = "apppw-alice";
 /// A label that tries to forge fields (issue 12): it must stay inside its own quoted value.
 const FORGED: &str = r#"x" for user=root service=sshd rhost=203.0.113.66 id="1"#;
+/// The host name the test gives its log lines, in the file and in the journal.
+const HOST: &str = "testhost";
+/// LOG_AUTH and LOG_AUTHPRIV: what Debian's rsyslog.conf writes to /var/log/auth.log
+/// (`auth,authpriv.*`), and LOG_AUTHPRIV alone what the filter's journalmatch selects.
+const AUTH: u32 = 4;
+const AUTHPRIV: u32 = 10;
+/// A failure another module logs under LOG_AUTHPRIV: the filter must leave it alone.
+const PAM_UNIX_FAILURE: &str = "pam_unix(sshd:auth): authentication failure; logname= uid=0 \
+                                euid=0 tty=ssh ruser= rhost=198.51.100.77  user=root";
+/// The address of a pam_apppw-shaped failure logged under LOG_DAEMON: on a host it would not be
+/// in auth.log, and the journal jail must not read it either.
+const OTHER_FACILITY_RHOST: &str = "198.51.100.66";
 
-/// A real login (no pam_wrapper) with the service file in /etc/pam.d.
-fn login(user: &str, password: &str, rhost: &str) -> i32 {
+/// A real login (no pam_wrapper) with the service file in /etc/pam.d: pam_authenticate's code,
+/// and the pid of the process that logged, to tell its lines from others on /dev/log.
+fn login(user: &str, password: &str, rhost: &str) -> (i32, u32) {
     let mut cmd = Command::new(artifact_dir().join("pam-client"));
     cmd.args([SERVICE, user, "--rhost", rhost]);
-    let out = run_with_stdin(cmd, password.as_bytes());
+    let (out, pid) = run_with_stdin_noting_pid(cmd, password.as_bytes());
     let verdicts = verdicts(&stdout(&out));
     match verdicts.as_slice() {
-        [first, ..] if first.step == Step::Authenticate => first.code,
+        [first, ..] if first.step == Step::Authenticate => (first.code, pid),
         _ => panic!("no authenticate verdict: {verdicts:?} {}", stderr(&out)),
     }
 }
@@ -77,6 +92,21 @@ fn fail2ban_client(conf: &Path, arg: &str) -> Output {
         .arg(arg)
         .output()
         .unwrap()
+}
+
+/// What fail2ban-regex finds in `log` with the shipped filter: the address of each match.
+fn fail2ban_regex(conf: &Path, log: &str, extra: &[&str]) -> Vec<String> {
+    let out = Command::new("fail2ban-regex")
+        .arg("--config")
+        .arg(conf)
+        .args(["--out", "ip"])
+        .args(extra)
+        .arg(log)
+        .arg("apppw")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    stdout(&out).lines().map(str::to_owned).collect()
 }
 
 /// The shipped jail reads the journal, with the filter's journalmatch, and passes fail2ban's own
@@ -140,14 +170,16 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
     };
     let service_file = Path::new("/etc/pam.d").join(SERVICE);
     std::fs::write(&service_file, w.apppw_service_text(&w.store, "")).unwrap();
-    let verdicts = [
+    let (verdicts, logged): (Vec<i32>, Vec<u32>) = [
         login(ALICE, "0000 0000 0000 0000", "203.0.113.7"),
         login(ALICE, "not even a code", "203.0.113.7"),
         login("nobody-here", &code, "2001:db8::bad"),
         login(ALICE, &scoped, "198.51.100.9"),
         login(ALICE, &code, "192.0.2.10"),
         login(ALICE, &scoped, "192.0.2.11"),
-    ];
+    ]
+    .into_iter()
+    .unzip();
     std::fs::remove_file(&service_file).unwrap();
     assert_eq!(
         verdicts,
@@ -161,13 +193,17 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         ]
     );
 
-    // As a syslog daemon would write them: "<PRI>Mmm dd hh:mm:ss tag: msg" -> "Mmm dd hh:mm:ss host tag: msg".
-    let ours: Vec<String> = log
-        .lines()
-        .into_iter()
-        .filter(|l| l.contains("pam_apppw("))
-        .collect();
+    // What this test's processes sent, by the pid the kernel vouches for: on a shared machine
+    // other programs may write to /dev/log while it is bound here.
+    let ours_from = |senders: &[u32]| -> Vec<Datagram> {
+        log.datagrams()
+            .into_iter()
+            .filter(|d| senders.contains(&d.pid.unsigned_abs()))
+            .collect()
+    };
+    let ours: Vec<String> = ours_from(&logged).into_iter().map(|d| d.text).collect();
     assert_eq!(ours.len(), 6, "{ours:#?}");
+    assert!(ours.iter().all(|l| l.contains("pam_apppw(")), "{ours:#?}");
     // Parsed strictly, the accepted line of the forged label has each field once, the label whole.
     let accepted = ours
         .iter()
@@ -184,45 +220,139 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
     assert_eq!(fields[1].1, FORGED);
     assert_eq!(fields[2].1, ALICE);
     assert_eq!(fields[4].1, "192.0.2.11");
-    let mut file = String::new();
     for line in &ours {
-        let (pri, rest) = line.split_once('>').unwrap();
+        let syslog = SyslogFields::parse(line);
         assert!(
-            pri == "<85" || pri == "<86",
+            syslog.facility == Some(AUTHPRIV) && matches!(syslog.priority, 5 | 6),
             "LOG_AUTHPRIV notice/info expected: {line}"
         );
-        let (stamp, message) = rest.split_at(15);
         assert!(
-            message.contains(&format!("pam_apppw({SERVICE}:auth): ")),
+            syslog.timestamp.is_some() && syslog.raw.is_none(),
+            "an RFC 3164 datagram expected: {line}"
+        );
+        assert!(
+            syslog
+                .message
+                .starts_with(&format!("pam_apppw({SERVICE}:auth): ")),
             "{line}"
         );
-        file.push_str(&format!("{stamp} testhost{message}\n"));
+    }
+
+    // Two failures the filter must not count, logged with logger(1) as any program may (--id
+    // gives them a [pid], as daemons that log with LOG_PID have): pam_unix's under LOG_AUTHPRIV,
+    // and pam_apppw's layout under LOG_DAEMON, which is neither in auth.log nor in the
+    // journalmatch.
+    let pam_apppw_shaped = format!(
+        "pam_apppw({SERVICE}:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= \
+         rhost={OTHER_FACILITY_RHOST}  user=\"{ALICE}\""
+    );
+    let mut senders = logged.clone();
+    for (priority, tag, message) in [
+        ("authpriv.notice", "sshd", PAM_UNIX_FAILURE),
+        ("daemon.notice", "pam-client", pam_apppw_shaped.as_str()),
+    ] {
+        let mut cmd = Command::new("logger");
+        cmd.args(["--id=4242", "-p", priority, "-t", tag, message]);
+        let (out, pid) = run_with_stdin_noting_pid(cmd, b"");
+        assert_success(&out);
+        senders.push(pid);
+    }
+    let datagrams = ours_from(&senders);
+    assert_eq!(datagrams.len(), 8, "{datagrams:#?}");
+    assert!(
+        datagrams[6].text.ends_with(PAM_UNIX_FAILURE),
+        "{datagrams:#?}"
+    );
+    assert!(
+        datagrams[7].text.ends_with(&pam_apppw_shaped),
+        "{datagrams:#?}"
+    );
+
+    let conf = fail2ban_config(w.dir.path());
+    let failures = [
+        "203.0.113.7",
+        "203.0.113.7",
+        "2001:db8::bad",
+        "198.51.100.9",
+    ];
+    rsyslog_file_layout(&w, &conf, &datagrams, &failures);
+    journal_layout(&w, &conf, &datagrams, &failures, &ours);
+}
+
+/// On a host with rsyslog: the LOG_AUTH and LOG_AUTHPRIV datagrams in /var/log/auth.log, as
+/// rsyslog writes them, "<PRI>Mmm dd hh:mm:ss tag: msg" -> "Mmm dd hh:mm:ss host tag: msg".
+fn rsyslog_file_layout(w: &World, conf: &Path, datagrams: &[Datagram], failures: &[&str]) {
+    let mut file = String::new();
+    for d in datagrams {
+        let syslog = SyslogFields::parse(&d.text);
+        if !matches!(syslog.facility, Some(AUTH | AUTHPRIV)) {
+            continue;
+        }
+        let stamp = syslog.timestamp.expect("an RFC 3164 timestamp");
+        let rest = d.text.split_once(&stamp).unwrap().1;
+        file.push_str(&format!("{stamp}{HOST} {rest}\n"));
     }
     let log_file = w.dir.path().join("auth.log");
     std::fs::write(&log_file, &file).unwrap();
+    let ips = fail2ban_regex(conf, log_file.to_str().unwrap(), &[]);
+    assert_eq!(ips, failures, "{file}");
+}
 
-    let filter =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/fail2ban/filter.d/apppw.conf");
-    std::fs::copy(&filter, "/etc/fail2ban/filter.d/apppw.conf").unwrap();
-    let out = Command::new("fail2ban-regex")
-        .args(["--out", "ip"])
-        .arg(&log_file)
-        .arg("apppw")
+/// On a host without a syslog daemon: each datagram as journald stores it, in a real journal
+/// file, read by fail2ban's systemd backend with the filter's journalmatch, and by journalctl.
+fn journal_layout(
+    w: &World,
+    conf: &Path,
+    datagrams: &[Datagram],
+    failures: &[&str],
+    ours: &[String],
+) {
+    require(
+        Path::new("/usr/lib/python3/dist-packages/systemd/journal.py").exists(),
+        "python3's systemd.journal (fail2ban's systemd backend imports it)",
+        "scripts/packages.sh installs it (Debian: python3-systemd)",
+    );
+    let boot_id = journal::boot_id();
+    let entries: Vec<_> = datagrams
+        .iter()
+        .map(|d| journal::entry(d, HOST, &boot_id))
+        .collect();
+    let file = w.dir.path().join("host.journal");
+    journal::write_journal(&file, &entries);
+    let source = format!("systemd-journal[journalfiles=\"{}\"]", file.display());
+
+    let ips = fail2ban_regex(conf, &source, &[]);
+    assert_eq!(ips, failures, "{entries:#?}");
+    // Without the journalmatch the LOG_DAEMON entry is read too: the match is what keeps it out.
+    let ips = fail2ban_regex(conf, &source, &["--journalmatch", ""]);
+    // logger(1) logged it after the logins.
+    let mut all = failures.to_vec();
+    all.push(OTHER_FACILITY_RHOST);
+    assert_eq!(ips, all, "{entries:#?}");
+
+    // journalctl with the jail's facility match and a --grep on the prefix shows pam_apppw's
+    // lines, and only them.
+    require(
+        Path::new("/usr/bin/journalctl").exists(),
+        "/usr/bin/journalctl",
+        "scripts/packages.sh installs it (Debian: systemd, with systemd-journal-remote)",
+    );
+    let out = Command::new("journalctl")
+        .arg("--file")
+        .arg(&file)
+        .args([
+            "SYSLOG_FACILITY=10",
+            "--grep",
+            r"^pam_apppw\(",
+            "--output",
+            "cat",
+        ])
         .output()
         .unwrap();
-    std::fs::remove_file("/etc/fail2ban/filter.d/apppw.conf").unwrap();
-    let ips: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
+    assert_success(&out);
+    let messages: Vec<String> = ours
+        .iter()
+        .map(|l| SyslogFields::parse(l).message)
         .collect();
-    assert_eq!(
-        ips,
-        [
-            "203.0.113.7",
-            "203.0.113.7",
-            "2001:db8::bad",
-            "198.51.100.9"
-        ],
-        "{file}"
-    );
+    assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), messages);
 }
