@@ -25,6 +25,10 @@ const AUTHPRIV: u32 = 10;
 /// A failure another module logs under LOG_AUTHPRIV: the filter must leave it alone.
 const PAM_UNIX_FAILURE: &str = "pam_unix(sshd:auth): authentication failure; logname= uid=0 \
                                 euid=0 tty=ssh ruser= rhost=198.51.100.77  user=root";
+/// How README.md and docs/INTEGRATION.md tell to read pam_apppw's lines from the journal; the
+/// test runs it on its journal file, as [`JOURNALCTL_ARGS`].
+const JOURNALCTL_DOCUMENTED: &str = r"journalctl SYSLOG_FACILITY=10 --grep '^pam_apppw\('";
+const JOURNALCTL_ARGS: [&str; 3] = ["SYSLOG_FACILITY=10", "--grep", r"^pam_apppw\("];
 /// The address of a pam_apppw-shaped failure logged under LOG_DAEMON: on a host it would not be
 /// in auth.log, and the journal jail must not read it either.
 const OTHER_FACILITY_RHOST: &str = "198.51.100.66";
@@ -330,8 +334,23 @@ fn journal_layout(
     all.push(OTHER_FACILITY_RHOST);
     assert_eq!(ips, all, "{entries:#?}");
 
-    // journalctl with the jail's facility match and a --grep on the prefix shows pam_apppw's
-    // lines, and only them.
+    // The command the docs give shows pam_apppw's lines, and only them.
+    assert_eq!(
+        JOURNALCTL_DOCUMENTED,
+        format!(
+            "journalctl {} {} '{}'",
+            JOURNALCTL_ARGS[0], JOURNALCTL_ARGS[1], JOURNALCTL_ARGS[2]
+        )
+    );
+    for doc in ["README.md", "docs/INTEGRATION.md"] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc))
+                .unwrap();
+        assert!(
+            text.contains(JOURNALCTL_DOCUMENTED),
+            "{doc} should show {JOURNALCTL_DOCUMENTED}"
+        );
+    }
     require(
         Path::new("/usr/bin/journalctl").exists(),
         "/usr/bin/journalctl",
@@ -340,13 +359,8 @@ fn journal_layout(
     let out = Command::new("journalctl")
         .arg("--file")
         .arg(&file)
-        .args([
-            "SYSLOG_FACILITY=10",
-            "--grep",
-            r"^pam_apppw\(",
-            "--output",
-            "cat",
-        ])
+        .args(JOURNALCTL_ARGS)
+        .args(["--output", "cat"])
         .output()
         .unwrap();
     assert_success(&out);
