@@ -5,6 +5,9 @@
 # export check. util-linux: setpriv, to run commands as real unprivileged users. passwd: useradd.
 # python3: a pseudo-terminal for the re-authentication tests. perl: exec with an empty argv.
 # faketime: a later clock for expiry tests. fail2ban: fail2ban-regex checks the shipped filter.
+# systemd-journal-remote: turns the test's log lines into a real journal file, as journald keeps
+# them on Debian 12 and 13 (no syslog daemon); python3-systemd: fail2ban's systemd backend reads
+# it (Debian 12's fail2ban only recommends it).
 # dovecot-imapd, dovecot-pop3d, dovecot-managesieved, dovecot-submissiond, dovecot-lmtpd, postfix:
 # the real mail servers of tests/tests/mail.rs (every protocol Dovecot authenticates, and LMTP,
 # which must not).
@@ -13,7 +16,7 @@
 # `make selinux` builds the RPM's SELinux policy module with them; setools (sesearch, seinfo):
 # the package test checks that module linked against Debian's reference policy.
 # debootstrap: the Debian 13 root of scripts/debian13.sh.
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap)
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban systemd-journal-remote python3-systemd dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.

@@ -11,6 +11,7 @@
 //! is missing and what provides it ([`require`], [`require_root`]).
 #![forbid(unsafe_code)]
 
+pub mod journal;
 pub mod mail;
 pub mod syslog;
 pub mod system;
@@ -546,13 +547,19 @@ pub fn as_user(user: Option<&str>, program: &Path) -> Command {
     }
 }
 
-pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+pub fn run_with_stdin(cmd: Command, input: &[u8]) -> Output {
+    run_with_stdin_noting_pid(cmd, input).0
+}
+
+/// [`run_with_stdin`], giving the child's pid too: the kernel's `_PID` of what it logged.
+pub fn run_with_stdin_noting_pid(mut cmd: Command, input: &[u8]) -> (Output, u32) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -560,7 +567,7 @@ pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     });
     let out = child.wait_with_output().expect("wait");
     writer.join().unwrap();
-    out
+    (out, pid)
 }
 
 /// Every row of a store, one line each, to show that a failed command changed nothing.

@@ -1,11 +1,14 @@
-//! The shipped fail2ban filter matches the lines pam_apppw really writes: logins through the real
-//! libpam and a real /etc/pam.d service (no pam_wrapper, so pam_syslog formats them as on a host),
-//! received on /dev/log, then read by fail2ban-regex. Changes /etc, so it runs as a system test.
+//! The shipped fail2ban filter and jail against the lines pam_apppw really writes: logins through
+//! the real libpam and a real /etc/pam.d service (no pam_wrapper, so pam_syslog formats them as on
+//! a host), received on /dev/log, then read by fail2ban in both places a host keeps them: a file,
+//! as rsyslog writes /var/log/auth.log, and the systemd journal, where Debian 12 and 13 (which
+//! install no syslog daemon) keep them. The logins change /etc, so they run as a system test.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use apppw_tests::syslog::SyslogListener;
+use apppw_tests::journal::{self, SyslogFields};
+use apppw_tests::syslog::{Datagram, SyslogListener};
 use apppw_tests::system::system;
 use apppw_tests::*;
 
@@ -13,17 +16,130 @@ const SERVICE: &str = "apppw-f2b-test";
 const ALICE: &str = "apppw-alice";
 /// A label that tries to forge fields (issue 12): it must stay inside its own quoted value.
 const FORGED: &str = r#"x" for user=root service=sshd rhost=203.0.113.66 id="1"#;
+/// The host name the test gives its log lines, in the file and in the journal.
+const HOST: &str = "testhost";
+/// LOG_AUTH and LOG_AUTHPRIV: what Debian's rsyslog.conf writes to /var/log/auth.log
+/// (`auth,authpriv.*`), and LOG_AUTHPRIV alone what the filter's journalmatch selects.
+const AUTH: u32 = 4;
+const AUTHPRIV: u32 = 10;
+/// A failure another module logs under LOG_AUTHPRIV: the filter must leave it alone.
+const PAM_UNIX_FAILURE: &str = "pam_unix(sshd:auth): authentication failure; logname= uid=0 \
+                                euid=0 tty=ssh ruser= rhost=198.51.100.77  user=root";
+/// How README.md and docs/INTEGRATION.md tell to read pam_apppw's lines from the journal; the
+/// test runs it on its journal file, as [`JOURNALCTL_ARGS`].
+const JOURNALCTL_DOCUMENTED: &str = r"journalctl SYSLOG_FACILITY=10 --grep '^pam_apppw\('";
+const JOURNALCTL_ARGS: [&str; 3] = ["SYSLOG_FACILITY=10", "--grep", r"^pam_apppw\("];
+/// The address of a pam_apppw-shaped failure logged under LOG_DAEMON: on a host it would not be
+/// in auth.log, and the journal jail must not read it either.
+const OTHER_FACILITY_RHOST: &str = "198.51.100.66";
 
-/// A real login (no pam_wrapper) with the service file in /etc/pam.d.
-fn login(user: &str, password: &str, rhost: &str) -> i32 {
+/// A real login (no pam_wrapper) with the service file in /etc/pam.d: pam_authenticate's code,
+/// and the pid of the process that logged, to tell its lines from others on /dev/log.
+fn login(user: &str, password: &str, rhost: &str) -> (i32, u32) {
     let mut cmd = Command::new(artifact_dir().join("pam-client"));
     cmd.args([SERVICE, user, "--rhost", rhost]);
-    let out = run_with_stdin(cmd, password.as_bytes());
+    let (out, pid) = run_with_stdin_noting_pid(cmd, password.as_bytes());
     let verdicts = verdicts(&stdout(&out));
     match verdicts.as_slice() {
-        [first, ..] if first.step == Step::Authenticate => first.code,
+        [first, ..] if first.step == Step::Authenticate => (first.code, pid),
         _ => panic!("no authenticate verdict: {verdicts:?} {}", stderr(&out)),
     }
+}
+
+/// A fail2ban configuration directory in `dir`: fail2ban's own files from /etc/fail2ban without
+/// the jails the host enabled or its local changes, with the shipped filter and jail added.
+fn fail2ban_config(dir: &Path) -> PathBuf {
+    require(
+        Path::new("/etc/fail2ban/jail.conf").exists(),
+        "/etc/fail2ban/jail.conf",
+        "scripts/packages.sh installs it (Debian: fail2ban)",
+    );
+    let conf = dir.join("fail2ban");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg("/etc/fail2ban")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_success(&copy);
+    let find = Command::new("find")
+        .arg(&conf)
+        .args([
+            "(",
+            "-path",
+            "*/jail.d/*",
+            "-o",
+            "-name",
+            "*.local",
+            ")",
+            "-delete",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&find);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/fail2ban");
+    for file in ["filter.d/apppw.conf", "jail.d/apppw.conf"] {
+        std::fs::copy(shipped.join(file), conf.join(file)).unwrap();
+    }
+    conf
+}
+
+fn fail2ban_client(conf: &Path, arg: &str) -> Output {
+    require(
+        Path::new("/usr/bin/fail2ban-client").exists(),
+        "/usr/bin/fail2ban-client",
+        "scripts/packages.sh installs it (Debian: fail2ban)",
+    );
+    Command::new("fail2ban-client")
+        .arg("--conf")
+        .arg(conf)
+        .arg(arg)
+        .output()
+        .unwrap()
+}
+
+/// What fail2ban-regex finds in `log` with the shipped filter: the address of each match.
+fn fail2ban_regex(conf: &Path, log: &str, extra: &[&str]) -> Vec<String> {
+    let out = Command::new("fail2ban-regex")
+        .arg("--config")
+        .arg(conf)
+        .args(["--out", "ip"])
+        .args(extra)
+        .arg(log)
+        .arg("apppw")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+/// The shipped jail reads the journal, with the filter's journalmatch, and passes fail2ban's own
+/// configuration test whether or not /var/log/auth.log exists (Debian 12 and 13 install nothing
+/// that writes it). A jail with that logpath makes fail2ban refuse to start there: "Have not
+/// found any log file for apppw jail".
+#[test]
+fn the_shipped_jail_reads_authpriv_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fail2ban_config(dir.path());
+    let test = fail2ban_client(&conf, "--test");
+    assert_success(&test);
+    let dump = fail2ban_client(&conf, "--dump");
+    assert_success(&dump);
+    let commands: Vec<String> = stdout(&dump)
+        .lines()
+        .filter(|l| l.contains("'apppw'") && !l.contains("action"))
+        .map(str::to_owned)
+        .collect();
+    for expected in [
+        "['add', 'apppw', 'systemd']",
+        "['set', 'apppw', 'addjournalmatch', 'SYSLOG_FACILITY=10']",
+    ] {
+        assert!(commands.iter().any(|c| c == expected), "{commands:#?}");
+    }
+    assert!(
+        !commands.iter().any(|c| c.contains("logpath")),
+        "{commands:#?}"
+    );
 }
 
 #[test]
@@ -58,14 +174,16 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
     };
     let service_file = Path::new("/etc/pam.d").join(SERVICE);
     std::fs::write(&service_file, w.apppw_service_text(&w.store, "")).unwrap();
-    let verdicts = [
+    let (verdicts, logged): (Vec<i32>, Vec<u32>) = [
         login(ALICE, "0000 0000 0000 0000", "203.0.113.7"),
         login(ALICE, "not even a code", "203.0.113.7"),
         login("nobody-here", &code, "2001:db8::bad"),
         login(ALICE, &scoped, "198.51.100.9"),
         login(ALICE, &code, "192.0.2.10"),
         login(ALICE, &scoped, "192.0.2.11"),
-    ];
+    ]
+    .into_iter()
+    .unzip();
     std::fs::remove_file(&service_file).unwrap();
     assert_eq!(
         verdicts,
@@ -79,13 +197,17 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         ]
     );
 
-    // As a syslog daemon would write them: "<PRI>Mmm dd hh:mm:ss tag: msg" -> "Mmm dd hh:mm:ss host tag: msg".
-    let ours: Vec<String> = log
-        .lines()
-        .into_iter()
-        .filter(|l| l.contains("pam_apppw("))
-        .collect();
+    // What this test's processes sent, by the pid the kernel vouches for: on a shared machine
+    // other programs may write to /dev/log while it is bound here.
+    let ours_from = |senders: &[u32]| -> Vec<Datagram> {
+        log.datagrams()
+            .into_iter()
+            .filter(|d| senders.contains(&d.pid.unsigned_abs()))
+            .collect()
+    };
+    let ours: Vec<String> = ours_from(&logged).into_iter().map(|d| d.text).collect();
     assert_eq!(ours.len(), 6, "{ours:#?}");
+    assert!(ours.iter().all(|l| l.contains("pam_apppw(")), "{ours:#?}");
     // Parsed strictly, the accepted line of the forged label has each field once, the label whole.
     let accepted = ours
         .iter()
@@ -102,45 +224,149 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
     assert_eq!(fields[1].1, FORGED);
     assert_eq!(fields[2].1, ALICE);
     assert_eq!(fields[4].1, "192.0.2.11");
-    let mut file = String::new();
     for line in &ours {
-        let (pri, rest) = line.split_once('>').unwrap();
+        let syslog = SyslogFields::parse(line);
         assert!(
-            pri == "<85" || pri == "<86",
+            syslog.facility == Some(AUTHPRIV) && matches!(syslog.priority, 5 | 6),
             "LOG_AUTHPRIV notice/info expected: {line}"
         );
-        let (stamp, message) = rest.split_at(15);
         assert!(
-            message.contains(&format!("pam_apppw({SERVICE}:auth): ")),
+            syslog.timestamp.is_some() && syslog.raw.is_none(),
+            "an RFC 3164 datagram expected: {line}"
+        );
+        assert!(
+            syslog
+                .message
+                .starts_with(&format!("pam_apppw({SERVICE}:auth): ")),
             "{line}"
         );
-        file.push_str(&format!("{stamp} testhost{message}\n"));
+    }
+
+    // Two failures the filter must not count, logged with logger(1) as any program may (--id
+    // gives them a [pid], as daemons that log with LOG_PID have): pam_unix's under LOG_AUTHPRIV,
+    // and pam_apppw's layout under LOG_DAEMON, which is neither in auth.log nor in the
+    // journalmatch.
+    let pam_apppw_shaped = format!(
+        "pam_apppw({SERVICE}:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= \
+         rhost={OTHER_FACILITY_RHOST}  user=\"{ALICE}\""
+    );
+    let mut senders = logged.clone();
+    for (priority, tag, message) in [
+        ("authpriv.notice", "sshd", PAM_UNIX_FAILURE),
+        ("daemon.notice", "pam-client", pam_apppw_shaped.as_str()),
+    ] {
+        let mut cmd = Command::new("logger");
+        cmd.args(["--id=4242", "-p", priority, "-t", tag, message]);
+        let (out, pid) = run_with_stdin_noting_pid(cmd, b"");
+        assert_success(&out);
+        senders.push(pid);
+    }
+    let datagrams = ours_from(&senders);
+    assert_eq!(datagrams.len(), 8, "{datagrams:#?}");
+    assert!(
+        datagrams[6].text.ends_with(PAM_UNIX_FAILURE),
+        "{datagrams:#?}"
+    );
+    assert!(
+        datagrams[7].text.ends_with(&pam_apppw_shaped),
+        "{datagrams:#?}"
+    );
+
+    let conf = fail2ban_config(w.dir.path());
+    let failures = [
+        "203.0.113.7",
+        "203.0.113.7",
+        "2001:db8::bad",
+        "198.51.100.9",
+    ];
+    rsyslog_file_layout(&w, &conf, &datagrams, &failures);
+    journal_layout(&w, &conf, &datagrams, &failures, &ours);
+}
+
+/// On a host with rsyslog: the LOG_AUTH and LOG_AUTHPRIV datagrams in /var/log/auth.log, as
+/// rsyslog writes them, "<PRI>Mmm dd hh:mm:ss tag: msg" -> "Mmm dd hh:mm:ss host tag: msg".
+fn rsyslog_file_layout(w: &World, conf: &Path, datagrams: &[Datagram], failures: &[&str]) {
+    let mut file = String::new();
+    for d in datagrams {
+        let syslog = SyslogFields::parse(&d.text);
+        if !matches!(syslog.facility, Some(AUTH | AUTHPRIV)) {
+            continue;
+        }
+        let stamp = syslog.timestamp.expect("an RFC 3164 timestamp");
+        let rest = d.text.split_once(&stamp).unwrap().1;
+        file.push_str(&format!("{stamp}{HOST} {rest}\n"));
     }
     let log_file = w.dir.path().join("auth.log");
     std::fs::write(&log_file, &file).unwrap();
+    let ips = fail2ban_regex(conf, log_file.to_str().unwrap(), &[]);
+    assert_eq!(ips, failures, "{file}");
+}
 
-    let filter =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/fail2ban/filter.d/apppw.conf");
-    std::fs::copy(&filter, "/etc/fail2ban/filter.d/apppw.conf").unwrap();
-    let out = Command::new("fail2ban-regex")
-        .args(["--out", "ip"])
-        .arg(&log_file)
-        .arg("apppw")
+/// On a host without a syslog daemon: each datagram as journald stores it, in a real journal
+/// file, read by fail2ban's systemd backend with the filter's journalmatch, and by journalctl.
+fn journal_layout(
+    w: &World,
+    conf: &Path,
+    datagrams: &[Datagram],
+    failures: &[&str],
+    ours: &[String],
+) {
+    require(
+        Path::new("/usr/lib/python3/dist-packages/systemd/journal.py").exists(),
+        "python3's systemd.journal (fail2ban's systemd backend imports it)",
+        "scripts/packages.sh installs it (Debian: python3-systemd)",
+    );
+    let boot_id = journal::boot_id();
+    let entries: Vec<_> = datagrams
+        .iter()
+        .map(|d| journal::entry(d, HOST, &boot_id))
+        .collect();
+    let file = w.dir.path().join("host.journal");
+    journal::write_journal(&file, &entries);
+    let source = format!("systemd-journal[journalfiles=\"{}\"]", file.display());
+
+    let ips = fail2ban_regex(conf, &source, &[]);
+    assert_eq!(ips, failures, "{entries:#?}");
+    // Without the journalmatch the LOG_DAEMON entry is read too: the match is what keeps it out.
+    let ips = fail2ban_regex(conf, &source, &["--journalmatch", ""]);
+    // logger(1) logged it after the logins.
+    let mut all = failures.to_vec();
+    all.push(OTHER_FACILITY_RHOST);
+    assert_eq!(ips, all, "{entries:#?}");
+
+    // The command the docs give shows pam_apppw's lines, and only them.
+    assert_eq!(
+        JOURNALCTL_DOCUMENTED,
+        format!(
+            "journalctl {} {} '{}'",
+            JOURNALCTL_ARGS[0], JOURNALCTL_ARGS[1], JOURNALCTL_ARGS[2]
+        )
+    );
+    for doc in ["README.md", "docs/INTEGRATION.md"] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc))
+                .unwrap();
+        assert!(
+            text.contains(JOURNALCTL_DOCUMENTED),
+            "{doc} should show {JOURNALCTL_DOCUMENTED}"
+        );
+    }
+    require(
+        Path::new("/usr/bin/journalctl").exists(),
+        "/usr/bin/journalctl",
+        "scripts/packages.sh installs it (Debian: systemd, with systemd-journal-remote)",
+    );
+    let out = Command::new("journalctl")
+        .arg("--file")
+        .arg(&file)
+        .args(JOURNALCTL_ARGS)
+        .args(["--output", "cat"])
         .output()
         .unwrap();
-    std::fs::remove_file("/etc/fail2ban/filter.d/apppw.conf").unwrap();
-    let ips: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
+    assert_success(&out);
+    let messages: Vec<String> = ours
+        .iter()
+        .map(|l| SyslogFields::parse(l).message)
         .collect();
-    assert_eq!(
-        ips,
-        [
-            "203.0.113.7",
-            "203.0.113.7",
-            "2001:db8::bad",
-            "198.51.100.9"
-        ],
-        "{file}"
-    );
+    assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), messages);
 }
