@@ -45,7 +45,9 @@ for line in open(sys.argv[1]):
     f = shlex.split(line, comments=True)
     if f[:2] == ["u", "apppw"]: print(":".join(f[3:6]))' packaging/sysusers.d/apppw.conf)
 check "the sysusers.d file is installed" cmp -s packaging/sysusers.d/apppw.conf /usr/lib/sysusers.d/apppw.conf
-check "the account is the one sysusers.d describes ($sysusers)" test "$(getent passwd apppw | cut -d: -f5-7)" = "$sysusers"
+# adduser writes the comment as GECOS fields ("apppw store,,,"): the full name is the first.
+check "the account is the one sysusers.d describes ($sysusers)" \
+    test "$(getent passwd apppw | awk -F: '{ split($5, gecos, ","); print gecos[1] ":" $6 ":" $7 }')" = "$sysusers"
 check "the store directory is root:apppw 2770" test "$(stat -c '%a %U %G' /var/lib/apppw)" = "2770 root apppw"
 check "the store is root:apppw 660" test "$(stat -c '%a %U %G' /var/lib/apppw/apppw.db)" = "660 root apppw"
 check "the module is installed" test -f "$module"
