@@ -69,10 +69,26 @@ fn apppw_or_password_accepts_either() {
 }
 
 #[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn apppw_or_password_accepts_either_on_rhel() {
     let w = world();
-    w.service("password-auth", RHEL_PASSWORD_AUTH);
+    // libpam resolves `include password-auth` under /etc/pam.d itself, not in pam_wrapper's
+    // service directory (unlike `@include`), so the stand-in goes there for the test's length.
+    // Debian has no such file; one that exists is not ours to replace.
+    let real = Path::new("/etc/pam.d/password-auth");
+    assert!(
+        !real.exists(),
+        "{} exists: this test installs a stand-in there (a Debian host has none)",
+        real.display()
+    );
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    std::fs::write(real, RHEL_PASSWORD_AUTH).unwrap();
+    let _installed = Remove(real);
     accepts_either(&w, "mail-apppw-or-password.rhel");
 }
 
