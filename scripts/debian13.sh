@@ -23,9 +23,24 @@ mirror=http://deb.debian.org/debian
 packages=dovecot-imapd,dovecot-pop3d,dovecot-managesieved,dovecot-submissiond,dovecot-lmtpd,postfix,python3,libpam-modules,libpam-runtime,passwd,util-linux,adduser,pamtester,man-db,bsdextrautils
 stamp="$root/.apppw-packages"
 
+case "$root" in
+/ | "") echo "APPPW_DEBIAN13_ROOT must name a directory of its own, not '$root'" >&2; exit 1 ;;
+esac
+# A run killed with SIGKILL leaves its mounts (the host's /dev, the repository) under the root:
+# take them away before anything below could descend into them.
+stale=$(awk -v root="$root/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts | sort -r)
+for mount_point in $stale; do
+    umount -R "$mount_point" 2>/dev/null || umount -lR "$mount_point"
+done
+if awk -v root="$root/" 'index($2, root) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+    echo "something is still mounted under $root: unmount it first" >&2
+    exit 1
+fi
+
 if [ "$(cat "$stamp" 2>/dev/null)" != "$packages" ]; then
     echo "== debootstrap trixie $root"
-    rm -rf "$root"
+    # --one-file-system: never into a mount, whatever happened above.
+    rm -rf --one-file-system "$root"
     # Postfix asks how to configure itself; the tests bring their own configuration.
     DEBIAN_FRONTEND=noninteractive debootstrap --variant=minbase --include="$packages" \
         trixie "$root" "$mirror" >"$root.log" 2>&1 || { tail -n 30 "$root.log" >&2; exit 1; }

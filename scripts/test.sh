@@ -41,13 +41,21 @@ cargo test --release --workspace --locked --no-fail-fast -- "${test_args[@]}" 2>
 # Debian 13 (Dovecot 2.4) beside this Debian 12 (2.3): the same mail tests and the .deb, in a
 # Debian 13 root made with debootstrap (changes the host, so only where the system tests run).
 if [ "$system_tests" = true ]; then
+    # The mail test binary (cargo names it mail-<hash>; the package's other binaries are
+    # artifacts too).
     mail_tests=$(cargo test --release --locked -p apppw-tests --test mail --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json, sys
 for line in sys.stdin:
     message = json.loads(line)
-    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+    if (message.get("reason") == "compiler-artifact" and message.get("executable")
+            and message["target"]["name"] == "mail" and message["target"]["kind"] == ["test"]):
         print(message["executable"])')
-    bash scripts/debian13.sh "$mail_tests" 2>&1 | tee -a "$log" || status=$?
+    if [ -x "$mail_tests" ]; then
+        bash scripts/debian13.sh "$mail_tests" 2>&1 | tee -a "$log" || status=$?
+    else
+        echo "apppw: the mail test binary was not found ($mail_tests): Debian 13 not tested" | tee -a "$log" >&2
+        status=1
+    fi
 fi
 # One closing line for the whole run, summed over every test binary's
 # "test result: ok. N passed; N failed; N ignored; ..." line.

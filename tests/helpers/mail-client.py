@@ -7,7 +7,9 @@ mail-client.py login [--from ADDRESS] PROTOCOL MECHANISM PORT USER PASSWORD
     PLAIN), user (POP3 USER/PASS), plain|login (SMTP AUTH, for Postfix's smtp and Dovecot's
     submission), plain (ManageSieve AUTHENTICATE "PLAIN"). --from binds the client's end to
     ADDRESS (say 127.0.0.2), so the server sees another remote address. Prints "accepted"
-    (exit 0) or "refused" (exit 1); anything else is an error (exit 2).
+    (exit 0) or "refused" (exit 1: the server's own refusal, IMAP NO, POP3 -ERR, SMTP 535,
+    ManageSieve NO); anything else (no connection, a timeout, another answer) is an error
+    (exit 2), so a broken server never passes for one that refuses.
 
 mail-client.py offers-auth PORT
     Says whether the LMTP server on PORT offers AUTH after LHLO: prints "auth" (exit 0) or
@@ -95,7 +97,13 @@ def login(protocol, mechanism, port, user, password, source=None):
                 client.login(user, password)
             client.logout()
             return True
-        except imaplib.IMAP4.error:
+        except imaplib.IMAP4.abort:
+            raise  # the connection broke: not an answer
+        except imaplib.IMAP4.error as refusal:
+            # imaplib raises this for a tagged NO (a refusal) and for BAD ("... command error:
+            # BAD ...", a client bug).
+            if "command error: BAD" in str(refusal):
+                raise
             return False
     if protocol == "pop3":
         client = POP3(port, source)
@@ -104,7 +112,9 @@ def login(protocol, mechanism, port, user, password, source=None):
             client.pass_(password)
             client.quit()
             return True
-        except poplib.error_proto:
+        except poplib.error_proto as refusal:
+            if not refusal.args[0].startswith(b"-ERR"):
+                raise
             return False
     if protocol in ("smtp", "submission"):
         client = smtplib.SMTP(
@@ -119,7 +129,11 @@ def login(protocol, mechanism, port, user, password, source=None):
                 client.auth("LOGIN", client.auth_login)
             client.quit()
             return True
-        except smtplib.SMTPAuthenticationError:
+        except smtplib.SMTPAuthenticationError as refusal:
+            # 535: the credentials were refused. Anything else (454: the server could not ask
+            # its SASL backend) is an error, never a refusal.
+            if refusal.smtp_code != 535:
+                raise
             return False
     if protocol == "sieve":
         return sieve_login(port, user, password, source)
@@ -137,7 +151,14 @@ def offers_auth(port):
 
 
 def main():
-    args = sys.argv[1:]
+    try:
+        run(sys.argv[1:])
+    except Exception as error:  # noqa: BLE001 - every failure that is not an answer is exit 2
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(args):
     if args[0] == "login":
         source = None
         if args[1] == "--from":

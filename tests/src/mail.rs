@@ -260,6 +260,15 @@ fn dovecot_config(
         lmtp,
         relay,
     } = ports;
+    // packaging/examples/dovecot/sasl-for-postfix.conf verbatim, but for where this Postfix's
+    // queue is.
+    let sasl = std::fs::read_to_string(examples().join("dovecot/sasl-for-postfix.conf"))
+        .unwrap()
+        .replace(
+            "/var/spool/postfix/private/auth",
+            &format!("{p}/spool/private/auth"),
+        );
+    assert!(sasl.contains(&format!("{p}/spool/private/auth")));
     // Identical in both versions.
     let listeners = format!(
         "service imap-login {{\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
@@ -267,7 +276,7 @@ fn dovecot_config(
          service managesieve-login {{\n  inet_listener sieve {{\n    port = {sieve}\n  }}\n}}\n\
          service submission-login {{\n  inet_listener submission {{\n    port = {submission}\n  }}\n  inet_listener submissions {{\n    port = 0\n  }}\n}}\n\
          service lmtp {{\n  inet_listener lmtp {{\n    port = {lmtp}\n  }}\n}}\n\
-         service auth {{\n  unix_listener {p}/spool/private/auth {{\n    mode = 0660\n    user = postfix\n    group = postfix\n  }}\n}}\n\
+         {sasl}\n\
          submission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n"
     );
     let common = format!(

@@ -570,3 +570,80 @@ fn caching_pam_without_the_clients_address_in_the_key_loses_from_limits() {
         }
     }
 }
+
+/// docs/INTEGRATION.md, step 3, on Dovecot 2.3: the stock passdb (`passdb { driver = pam }`,
+/// service `dovecot`, in conf.d/auth-system.conf.ext) is commented out, or Dovecot would try it
+/// first and accept the account password through /etc/pam.d/dovecot.
+const COMMENT_OUT_THE_STOCK_PASSDB: &str = r"/^passdb {/,/^}/ s/^/#/";
+
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn the_documented_edit_of_the_distributions_dovecot_config_leaves_one_pam_passdb() {
+    // A copy of this distribution's own /etc/dovecot (Debian 12's 2.3, or Debian 13's 2.4 in
+    // scripts/debian13.sh), edited as docs/INTEGRATION.md says, read back with doveconf. Root:
+    // the stock configuration names key files only root may read.
+    require_root("doveconf reads the stock configuration's root-only key files");
+    let dovecot = Dovecot::installed();
+    let copy = tempfile::tempdir().unwrap();
+    let config = copy.path().join("dovecot");
+    let status = std::process::Command::new("cp")
+        .args(["-a", "/etc/dovecot"])
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let passdbs = |config: &Path| -> Vec<String> {
+        let out = std::process::Command::new("doveconf")
+            .arg("-c")
+            .arg(config.join("dovecot.conf"))
+            .arg("-n")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "doveconf: {}", stderr(&out));
+        // Each top-level passdb section, as one line.
+        let text = stdout(&out);
+        let mut sections = Vec::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            if line.starts_with("passdb") {
+                current = Some(line.to_string());
+            } else if let Some(section) = current.as_mut() {
+                if line == "}" {
+                    sections.push(current.take().unwrap());
+                } else {
+                    section.push_str(line.trim_start());
+                    section.push(';');
+                }
+            }
+        }
+        assert!(
+            text.lines().any(|l| l.starts_with("userdb")),
+            "the edit lost the userdb:\n{text}"
+        );
+        sections
+    };
+    let example = dovecot.auth_example();
+    std::fs::copy(&example, config.join("conf.d/99-apppw.conf")).unwrap();
+    match dovecot {
+        Dovecot::V2_3 => {
+            // The example alone adds a second passdb behind the stock one: the trap.
+            assert_eq!(
+                passdbs(&config),
+                ["passdb {driver = pam;", "passdb {args = %s;driver = pam;"],
+                "expected the stock passdb before the example's"
+            );
+            let status = std::process::Command::new("sed")
+                .args(["-i", COMMENT_OUT_THE_STOCK_PASSDB])
+                .arg(config.join("conf.d/auth-system.conf.ext"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            assert_eq!(passdbs(&config), ["passdb {args = %s;driver = pam;"]);
+        }
+        // 2.4: passdb blocks with one name are one passdb; the example's settings win.
+        Dovecot::V2_4 => assert_eq!(
+            passdbs(&config),
+            ["passdb pam {service_name = %{protocol};use_cache = no;"]
+        ),
+    }
+}

@@ -566,3 +566,78 @@ fn every_change_is_logged_with_who_made_it_and_never_the_code() {
             .all(|l| !l.contains(&code) && !l.contains(&compact[..8]))
     );
 }
+
+/// A member of the apppw group (a webmail's account, say) may write in /var/lib/apppw. Root's
+/// `apppw-ctl init` (run by every package install and upgrade) repairs owners and modes there:
+/// it must never follow a link the member swaps in for a store file. The member flips -wal and
+/// -shm between absent and a symbolic link to a file of root's while root runs init over and
+/// over; the file keeps its owner and mode. (init used to check by name and then chown and chmod
+/// by name, which follows links: the victim became root:apppw 0660.)
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn init_never_follows_a_link_a_group_member_swaps_into_the_store_directory() {
+    const MEMBER: &str = "apppw-member";
+    let sys = setup();
+    ensure_user(MEMBER);
+    run_cmd(&["usermod", "-aG", "apppw", MEMBER]);
+    let victim = tempfile::Builder::new()
+        .prefix("apppw-victim")
+        .tempfile_in("/var/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        victim.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let store_dir = std::path::Path::new(SYSTEM_STORE).parent().unwrap();
+    let script = format!(
+        "cd {dir} || exit 1\nend=$((SECONDS + 4))\nwhile [ $SECONDS -lt $end ]; do\n  \
+         for side in apppw.db-wal apppw.db-shm; do\n    \
+         ln -sfn {victim} .swap-$$ && mv -fT .swap-$$ $side\n    rm -f $side\n  done\ndone\n",
+        dir = store_dir.display(),
+        victim = victim.path().display()
+    );
+    // --init-groups: the member's supplementary groups, apppw among them.
+    let mut attacker = Command::new("setpriv")
+        .args([
+            &format!("--reuid={MEMBER}"),
+            &format!("--regid={MEMBER}"),
+            "--init-groups",
+            "--",
+            "bash",
+            "-c",
+            &script,
+        ])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut runs = 0;
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        // Some runs fail (SQLite refuses a linked -wal or -shm, init a linked file): the point is
+        // what happens to the victim.
+        let _ = sys.root(&["init"]);
+        runs += 1;
+    }
+    assert!(
+        attacker.wait().unwrap().success(),
+        "the attacker's loop failed to run"
+    );
+    let meta = std::fs::metadata(victim.path()).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, 0, 0o600),
+        "init followed a swapped-in link ({runs} runs)"
+    );
+    // What the member left behind is cleared, and init repairs the store as before.
+    for side in ["apppw.db-wal", "apppw.db-shm"] {
+        let path = store_dir.join(side);
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    assert_success(&sys.root(&["init"]));
+    run_cmd(&["gpasswd", "-d", MEMBER, "apppw"]);
+}

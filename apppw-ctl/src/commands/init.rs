@@ -5,7 +5,9 @@
 //! (root:apppw 0660), and a commented configuration file. The packages run it on install.
 #![forbid(unsafe_code)]
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, chown};
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -87,14 +89,14 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
         create_public_dir(dir)?;
         done.push(format!("created {}", dir.display()));
     }
-    set_owner_and_mode(dir, gid, 0o2770, &mut done)?;
+    set_owner_and_mode(dir, Kind::Directory, gid, 0o2770, &mut done)?;
 
     let existed = ctx.store_path.exists();
     drop(open_store(ctx, true)?);
     if !existed {
         done.push(format!("created the store {}", ctx.store_path.display()));
     }
-    set_owner_and_mode(&ctx.store_path, gid, 0o660, &mut done)?;
+    set_owner_and_mode(&ctx.store_path, Kind::File, gid, 0o660, &mut done)?;
     for suffix in ["-wal", "-shm"] {
         let side = ctx.store_path.with_file_name(format!(
             "{}{suffix}",
@@ -103,9 +105,8 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
                 .unwrap_or_default()
                 .to_string_lossy()
         ));
-        if side.exists() {
-            set_owner_and_mode(&side, gid, 0o660, &mut done)?;
-        }
+        // Usually gone: SQLite removes both when the last connection closes.
+        set_owner_and_mode(&side, Kind::FileIfPresent, gid, 0o660, &mut done)?;
     }
 
     if !ctx.config_path.exists() {
@@ -147,16 +148,65 @@ fn create_public_dir(dir: &Path) -> Result<(), CtlError> {
         .map_err(|e| setup_error(format!("chmod 755 {}", dir.display()), e))
 }
 
+/// What init expects to find at a path it repairs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Directory,
+    File,
+    /// A regular file, or nothing (the -wal and -shm files).
+    FileIfPresent,
+}
+
+/// Gives `path` owner root:`gid` and `mode`, through a descriptor of the file itself: the store
+/// directory is writable by the apppw group, whose members could otherwise swap a store file for
+/// a symbolic link (to /etc/shadow, say) between a check by name and a chown by name, which
+/// follows links. O_NOFOLLOW refuses a link, O_NONBLOCK keeps a FIFO from blocking the open, and
+/// anything but a directory or a regular file with one name (a hard link to another file) is
+/// refused before its owner or mode changes.
 fn set_owner_and_mode(
     path: &Path,
+    kind: Kind,
     gid: u32,
     mode: u32,
     done: &mut Vec<String>,
 ) -> Result<(), CtlError> {
-    let meta = std::fs::symlink_metadata(path)
+    let flags = libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | if kind == Kind::Directory {
+            libc::O_DIRECTORY
+        } else {
+            0
+        };
+    let file: File = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound && kind == Kind::FileIfPresent => {
+            return Ok(());
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(setup_error(
+                format!("repairing {}", path.display()),
+                "it is a symbolic link; remove it (nothing in the store directory may be one) and run init again",
+            ));
+        }
+        Err(e) => return Err(setup_error(format!("opening {}", path.display()), e)),
+    };
+    let meta = file
+        .metadata()
         .map_err(|e| setup_error(format!("examining {}", path.display()), e))?;
+    if kind == Kind::Directory && !meta.is_dir() {
+        return Err(setup_error(
+            format!("repairing {}", path.display()),
+            "it is not a directory",
+        ));
+    }
+    if kind != Kind::Directory && !(meta.file_type().is_file() && meta.nlink() == 1) {
+        return Err(setup_error(
+            format!("repairing {}", path.display()),
+            "it is not a regular file with a single name; move it aside and run init again",
+        ));
+    }
     if meta.uid() != 0 || meta.gid() != gid {
-        chown(path, Some(0), Some(gid))
+        std::os::unix::fs::fchown(&file, Some(0), Some(gid))
             .map_err(|e| setup_error(format!("chown root:{STORE_GROUP} {}", path.display()), e))?;
         done.push(format!(
             "set the owner of {} to root:{STORE_GROUP}",
@@ -164,7 +214,7 @@ fn set_owner_and_mode(
         ));
     }
     if meta.mode() & 0o7777 != mode {
-        std::fs::set_permissions(path, PermissionsExt::from_mode(mode))
+        file.set_permissions(PermissionsExt::from_mode(mode))
             .map_err(|e| setup_error(format!("chmod {mode:o} {}", path.display()), e))?;
         done.push(format!("set the mode of {} to {mode:o}", path.display()));
     }
