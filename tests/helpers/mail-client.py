@@ -16,8 +16,8 @@ mail-client.py offers-auth PORT
     "no auth" (exit 1).
 
 mail-client.py burst CASES_JSON
-    CASES_JSON: a list of [protocol, mechanism, port, user, password, expected] with expected
-    true or false. Runs them from 8 parallel clients and prints "N right, M wrong"; exits 0 only
+    CASES_JSON: a list of [protocol, mechanism, port, user, password, expected, source] with
+    expected true or false and source an address to connect from or null. Runs them from 8 parallel clients and prints "N right, M wrong"; exits 0 only
     if every answer was the expected one.
 """
 import base64
@@ -173,7 +173,7 @@ def run(args):
     if args[0] == "burst":
         cases = json.loads(open(args[1]).read())
         with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(lambda c: login(*c[:5]) == c[5], cases))
+            results = list(pool.map(lambda c: login(*c[:5], source=c[6]) == c[5], cases))
         right = sum(results)
         print(f"{right} right, {len(results) - right} wrong")
         sys.exit(0 if right == len(results) else 1)
