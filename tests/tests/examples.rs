@@ -71,6 +71,12 @@ fn apppw_or_password_accepts_either() {
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn apppw_or_password_accepts_either_on_rhel() {
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
     let w = world();
     // libpam resolves `include password-auth` under /etc/pam.d itself, not in pam_wrapper's
     // service directory (unlike `@include`), so the stand-in goes there for the test's length.
@@ -81,12 +87,6 @@ fn apppw_or_password_accepts_either_on_rhel() {
         "{} exists: this test installs a stand-in there (a Debian host has none)",
         real.display()
     );
-    struct Remove<'a>(&'a Path);
-    impl Drop for Remove<'_> {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(self.0);
-        }
-    }
     std::fs::write(real, RHEL_PASSWORD_AUTH).unwrap();
     let _installed = Remove(real);
     accepts_either(&w, "mail-apppw-or-password.rhel");
