@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Links target/selinux/apppw.pp against a real reference policy (Debian's selinux-policy-default,
 # downloaded, not installed) and checks the result with sesearch: the module's rules reach
-# dovecot_auth_t and saslauthd_t, the store's type is an auth file that no "all ordinary files"
-# boolean reaches, and it still links where neither domain exists (its blocks are optional).
+# dovecot_auth_t, saslauthd_t and passwd_t, the store's type is an auth file that no "all
+# ordinary files" boolean reaches, and it still links without Dovecot's and Cyrus SASL's
+# policy (its blocks are optional).
 # Changes nothing on the host. Needs semodule-utils, setools and apt-get download.
 # Usage: packaging/selinux/check-module.sh [MODULE.pp]
 set -euo pipefail
@@ -28,7 +29,9 @@ expand() {
 }
 
 expand full $others "$module"
-for domain in dovecot_auth_t saslauthd_t; do
+# dovecot_auth_t and saslauthd_t run pam_apppw.so; passwd_t runs `apppw-ctl password-changed`
+# (revoke_on_password_change).
+for domain in dovecot_auth_t saslauthd_t passwd_t; do
     files=$(sesearch -A -s "$domain" -t apppw_var_lib_t -c file "$work/full.bin")
     dirs=$(sesearch -A -s "$domain" -t apppw_var_lib_t -c dir "$work/full.bin")
     for perm in create open read write lock map unlink setattr; do
