@@ -55,7 +55,9 @@ deb: completions package-tools
 	$(CARGO) deb -p apppw-ctl --no-build --locked $(TARGET_FLAG) -o target/debian/
 
 # The SELinux policy module, target/selinux/apppw.pp, built with Debian's selinux-policy-dev.
-# Policy module format 19 (checkmodule -c 19) loads on libsepol 2.9 and later (RHEL 8 on);
+# Policy module format 19 (checkmodule -c 19) loads on libsepol 2.9 and later; every system the
+# RPM installs on has a newer one (RHEL 9 and Fedora 35 on, since its binaries, built here on
+# Debian 12, need glibc 2.34; not RHEL 8).
 # -M: the policies it is for (Fedora's and RHEL's targeted, Debian's default) are MCS.
 selinux:
 	rm -rf target/selinux

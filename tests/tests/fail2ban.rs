@@ -32,6 +32,13 @@ const JOURNALCTL_ARGS: [&str; 3] = ["SYSLOG_FACILITY=10", "--grep", r"^pam_apppw
 /// The address of a pam_apppw-shaped failure logged under LOG_DAEMON: on a host it would not be
 /// in auth.log, and the journal jail must not read it either.
 const OTHER_FACILITY_RHOST: &str = "198.51.100.66";
+/// The address of a pam_apppw failure that an unprivileged local user forges with logger(1),
+/// under LOG_AUTHPRIV and with Dovecot's identifier, to have it banned (the administrator's,
+/// say). Only journald's `_UID`, from the kernel, tells it from a real one.
+const FORGED_RHOST: &str = "198.51.100.10";
+/// The ports the shipped jail closes to a banned address: the mail protocols, not jail.conf's
+/// default 0:65535, which would lock the address out of SSH too.
+const JAIL_PORTS: &str = "imap,imaps,pop3,pop3s,submission,465,sieve,smtp";
 
 /// A real login (no pam_wrapper) with the service file in /etc/pam.d: pam_authenticate's code,
 /// and the pid of the process that logged, to tell its lines from others on /dev/log.
@@ -132,7 +139,7 @@ fn the_shipped_jail_reads_authpriv_from_the_journal() {
         .collect();
     for expected in [
         "['add', 'apppw', 'systemd']",
-        "['set', 'apppw', 'addjournalmatch', 'SYSLOG_FACILITY=10']",
+        "['set', 'apppw', 'addjournalmatch', 'SYSLOG_FACILITY=10', '_UID=0']",
     ] {
         assert!(commands.iter().any(|c| c == expected), "{commands:#?}");
     }
@@ -140,6 +147,18 @@ fn the_shipped_jail_reads_authpriv_from_the_journal() {
         !commands.iter().any(|c| c.contains("logpath")),
         "{commands:#?}"
     );
+    // The ban action's settings follow `addaction`, one per line: its port is the jail's.
+    let dump = stdout(&dump);
+    let action = dump
+        .split_once("['set', 'apppw', 'addaction', ")
+        .unwrap_or_else(|| panic!("no action for the jail: {dump}"))
+        .1;
+    let ports: Vec<&str> = action
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("['port', "))
+        .collect();
+    assert_eq!(ports, [format!("['port', '{JAIL_PORTS}'],")], "{action}");
 }
 
 #[test]
@@ -242,35 +261,52 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         );
     }
 
-    // Two failures the filter must not count, logged with logger(1) as any program may (--id
-    // gives them a [pid], as daemons that log with LOG_PID have): pam_unix's under LOG_AUTHPRIV,
-    // and pam_apppw's layout under LOG_DAEMON, which is neither in auth.log nor in the
-    // journalmatch.
-    let pam_apppw_shaped = format!(
-        "pam_apppw({SERVICE}:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= \
-         rhost={OTHER_FACILITY_RHOST}  user=\"{ALICE}\""
+    // Three failures the journal jail must not count, logged with logger(1) as any program may
+    // (--id gives them a [pid], as daemons that log with LOG_PID have): pam_unix's under
+    // LOG_AUTHPRIV; pam_apppw's layout under LOG_DAEMON, which is neither in auth.log nor in the
+    // journalmatch; and pam_apppw's layout under LOG_AUTHPRIV with Dovecot's identifier, forged
+    // by alice, a real unprivileged user (setpriv execs logger as her, so the kernel reports her
+    // uid with the datagram).
+    let pam_apppw_shaped = |rhost: &str| {
+        format!(
+            "pam_apppw({SERVICE}:auth): authentication failure; logname= uid=0 euid=0 tty= \
+             ruser= rhost={rhost}  user=\"{ALICE}\""
+        )
+    };
+    let (other_facility, forged) = (
+        pam_apppw_shaped(OTHER_FACILITY_RHOST),
+        pam_apppw_shaped(FORGED_RHOST),
     );
     let mut senders = logged.clone();
-    for (priority, tag, message) in [
-        ("authpriv.notice", "sshd", PAM_UNIX_FAILURE),
-        ("daemon.notice", "pam-client", pam_apppw_shaped.as_str()),
+    for (user, priority, tag, message) in [
+        (None, "authpriv.notice", "sshd", PAM_UNIX_FAILURE),
+        (None, "daemon.notice", "pam-client", other_facility.as_str()),
+        (Some(ALICE), "authpriv.notice", "dovecot", forged.as_str()),
     ] {
-        let mut cmd = Command::new("logger");
+        let mut cmd = as_user(user, Path::new("logger"));
         cmd.args(["--id=4242", "-p", priority, "-t", tag, message]);
         let (out, pid) = run_with_stdin_noting_pid(cmd, b"");
         assert_success(&out);
         senders.push(pid);
     }
     let datagrams = ours_from(&senders);
-    assert_eq!(datagrams.len(), 8, "{datagrams:#?}");
+    assert_eq!(datagrams.len(), 9, "{datagrams:#?}");
     assert!(
         datagrams[6].text.ends_with(PAM_UNIX_FAILURE),
         "{datagrams:#?}"
     );
     assert!(
-        datagrams[7].text.ends_with(&pam_apppw_shaped),
+        datagrams[7].text.ends_with(&other_facility),
         "{datagrams:#?}"
     );
+    let alice = nix::unistd::User::from_name(ALICE).unwrap().unwrap();
+    assert!(
+        datagrams[8].text.ends_with(&forged)
+            && datagrams[8].uid == alice.uid.as_raw()
+            && datagrams[8].uid != 0,
+        "{datagrams:#?}"
+    );
+    assert!(datagrams[..8].iter().all(|d| d.uid == 0), "{datagrams:#?}");
 
     let conf = fail2ban_config(w.dir.path());
     let failures = [
@@ -279,7 +315,11 @@ fn the_shipped_filter_matches_real_failures_and_only_them() {
         "2001:db8::bad",
         "198.51.100.9",
     ];
-    rsyslog_file_layout(&w, &conf, &datagrams, &failures);
+    // auth.log does not say who wrote a line: the file jail counts alice's forgery (which is why
+    // the shipped jail reads the journal).
+    let mut failures_and_forged = failures.to_vec();
+    failures_and_forged.push(FORGED_RHOST);
+    rsyslog_file_layout(&w, &conf, &datagrams, &failures_and_forged);
     journal_layout(&w, &conf, &datagrams, &failures, &ours);
 }
 
@@ -327,14 +367,36 @@ fn journal_layout(
 
     let ips = fail2ban_regex(conf, &source, &[]);
     assert_eq!(ips, failures, "{entries:#?}");
-    // Without the journalmatch the LOG_DAEMON entry is read too: the match is what keeps it out.
+    // Without the journalmatch the LOG_DAEMON entry and alice's forgery are read too; with the
+    // facility alone, the forgery: `_UID=0` is what keeps it out. logger(1) logged both after
+    // the logins.
+    let with = |extra: &[&'static str]| {
+        let mut ips = failures.to_vec();
+        ips.extend_from_slice(extra);
+        ips
+    };
     let ips = fail2ban_regex(conf, &source, &["--journalmatch", ""]);
-    // logger(1) logged it after the logins.
-    let mut all = failures.to_vec();
-    all.push(OTHER_FACILITY_RHOST);
-    assert_eq!(ips, all, "{entries:#?}");
+    assert_eq!(
+        ips,
+        with(&[OTHER_FACILITY_RHOST, FORGED_RHOST]),
+        "{entries:#?}"
+    );
+    let ips = fail2ban_regex(conf, &source, &["--journalmatch", "SYSLOG_FACILITY=10"]);
+    assert_eq!(ips, with(&[FORGED_RHOST]), "{entries:#?}");
+    // The filter's comment says how to admit a service that runs PAM as another user: as if
+    // alice's uid were one, her line is read again, and the LOG_DAEMON one still is not.
+    let filter = std::fs::read_to_string(conf.join("filter.d/apppw.conf")).unwrap();
+    let documented = filter
+        .lines()
+        .find_map(|l| l.strip_prefix("#   journalmatch = "))
+        .expect("the filter shows how to add a uid to its journalmatch");
+    let alice = nix::unistd::User::from_name(ALICE).unwrap().unwrap().uid;
+    let match_alice = documented.replace("<uid>", &alice.to_string());
+    let ips = fail2ban_regex(conf, &source, &["--journalmatch", &match_alice]);
+    assert_eq!(ips, with(&[FORGED_RHOST]), "{match_alice}: {entries:#?}");
 
-    // The command the docs give shows pam_apppw's lines, and only them.
+    // The command the docs give shows pam_apppw's lines, and no other module's or facility's;
+    // like any reader of the journal by facility and text, alice's forgery too (the docs say so).
     assert_eq!(
         JOURNALCTL_DOCUMENTED,
         format!(
@@ -364,8 +426,10 @@ fn journal_layout(
         .output()
         .unwrap();
     assert_success(&out);
+    let forged = datagrams.iter().filter(|d| d.uid != 0).map(|d| &d.text);
     let messages: Vec<String> = ours
         .iter()
+        .chain(forged)
         .map(|l| SyslogFields::parse(l).message)
         .collect();
     assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), messages);
