@@ -80,12 +80,6 @@ impl Drop for Remove<'_> {
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn apppw_or_password_accepts_either_on_rhel() {
-    struct Remove<'a>(&'a Path);
-    impl Drop for Remove<'_> {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(self.0);
-        }
-    }
     let w = world();
     // libpam resolves `include password-auth` under /etc/pam.d itself, not in pam_wrapper's
     // service directory (unlike `@include`), so the stand-in goes there for the test's length.
