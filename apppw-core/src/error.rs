@@ -135,6 +135,11 @@ pub enum Error {
     )]
     AccountLookup { user: String, reason: String },
 
+    #[error(
+        "cannot check PostgreSQL's server certificate against {anchors}: {reason}; it must hold the PEM certificate of the CA that signed the server's certificate"
+    )]
+    TlsTrust { anchors: String, reason: String },
+
     #[error(transparent)]
     UnsafePath(#[from] crate::secure_path::UnsafePath),
 

@@ -13,6 +13,7 @@ pub mod login;
 pub mod mint;
 pub mod module_options;
 pub mod policy;
+pub mod postgres_tls;
 pub mod schema;
 pub mod scope;
 pub mod secure_path;
