@@ -16,7 +16,13 @@
 # `make selinux` builds the RPM's SELinux policy module with them; setools (sesearch, seinfo):
 # the package test checks that module linked against Debian's reference policy.
 # debootstrap: the Debian 13 root of scripts/debian13.sh.
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban systemd-journal-remote python3-systemd dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap)
+# postgresql: the real PostgreSQL server of tests/src/postgres.rs (initdb and pg_ctl under
+# /usr/lib/postgresql/VERSION/bin: 15 on Debian 12, 17 on 13); the tests start their own servers,
+# never the package's cluster. openssl: the command that makes those servers' test CA and
+# certificates. ca-certificates: the system CA store a PostgreSQL store may trust instead of a CA
+# file. The store's TLS is rustls with ring, built by cargo with gcc: no -dev package
+# (docs/POSTGRESQL.md).
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban systemd-journal-remote python3-systemd dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap postgresql openssl ca-certificates)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.
