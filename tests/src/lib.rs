@@ -13,6 +13,7 @@
 
 pub mod journal;
 pub mod mail;
+pub mod postgres;
 pub mod syslog;
 pub mod system;
 
@@ -62,6 +63,15 @@ pub const NEEDS_ROOT: &str =
 /// ([`system::system`]) and others that write to /etc or mount file systems.
 pub const CHANGES_THE_HOST: &str =
     "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)";
+
+/// A loopback port that was free a moment ago (the kernel's pick). A server started on it may
+/// still lose it to another process meanwhile.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
 
 /// True when running in CI.
 pub fn in_ci() -> bool {
@@ -203,7 +213,13 @@ fn faketime_library() -> PathBuf {
 
 /// Creates a real system user for privilege tests (idempotent). Needs root.
 pub fn ensure_user(name: &str) {
-    exclusively(|| create_user_unless_present(name));
+    exclusively(|| create_user_unless_present(name, &[]));
+}
+
+/// Creates a system account (`useradd --system`: a uid below 1000, no home) for a daemon the
+/// tests start as someone other than root (idempotent). Needs root.
+pub fn ensure_system_user(name: &str) {
+    exclusively(|| create_user_unless_present(name, &["--system"]));
 }
 
 /// Sets a user's Unix password with chpasswd (root only; takes turns on /etc/shadow).
@@ -273,7 +289,7 @@ pub fn at_terminal(
     )
 }
 
-fn create_user_unless_present(name: &str) {
+fn create_user_unless_present(name: &str, options: &[&str]) {
     let exists = Command::new("getent")
         .args(["passwd", name])
         .stdout(Stdio::null())
@@ -281,7 +297,9 @@ fn create_user_unless_present(name: &str) {
         .is_ok_and(|s| s.success());
     if !exists {
         let status = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin"])
+            .args(options)
+            .arg(name)
             .status()
             .expect("run useradd");
         assert!(status.success(), "useradd {name} failed");

@@ -5,12 +5,11 @@
 //! (Dovecot 2.4), whose configuration syntax differs: [`Dovecot`] says which one is here.
 #![forbid(unsafe_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::ensure_user;
+use crate::{ensure_user, free_port};
 
 /// The system user mail sessions run as (Dovecot's static userdb).
 pub const MAIL_USER: &str = "apppw-mail";
@@ -69,13 +68,6 @@ pub struct MailServers {
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Runs a command to completion. Its output goes to /dev/null: a daemon it starts would keep
