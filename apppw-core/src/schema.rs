@@ -1,9 +1,9 @@
-//! The store's schema, in one place. Each entry of [`MIGRATIONS`] moves the database one version
-//! up; `PRAGMA user_version` records how far it has gone and `PRAGMA application_id` marks the
-//! file as an apppw store. Never edit a released migration: append a new one.
+//! The store's schema, in one place. Each entry of [`STEPS`] moves the database one version up;
+//! `PRAGMA user_version` records how far it has gone and `PRAGMA application_id` marks the file
+//! as an apppw store. Never edit a released step: append a new one.
 #![forbid(unsafe_code)]
 
-use rusqlite_migration::{M, Migrations};
+use rusqlite::{Connection, TransactionBehavior};
 
 /// `PRAGMA application_id` of an apppw store: "appw" in ASCII.
 pub const APPLICATION_ID: i32 = 0x6170_7077;
@@ -126,23 +126,70 @@ pub const NO_ACCOUNT: i64 = -1;
 /// Most `code_uses` rows kept per code.
 pub const USE_HISTORY_LIMIT: i64 = 20;
 
-const STEPS: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)];
-
-/// All migrations, oldest first.
-pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(STEPS);
+/// Every step, oldest first: step `n` (counting from 1) takes version `n - 1` to `n`.
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build reads and writes.
 // A handful of steps: the cast cannot wrap.
 #[allow(clippy::cast_possible_wrap)]
 pub const LATEST_VERSION: i64 = STEPS.len() as i64;
 
+/// Moves the database from its `user_version` up to `target` (at most [`LATEST_VERSION`]) in one
+/// transaction that takes the write lock first: an upgrade is whole or not at all, and two
+/// processes upgrading at once take turns, the second finding nothing left to do. Never goes
+/// down: a database at or past `target` is left as it is (the caller refuses newer schemas).
+///
+/// # Errors
+/// Whatever SQLite reports; the transaction is then rolled back.
+pub fn migrate(conn: &mut Connection, target: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let target = target.min(LATEST_VERSION);
+    for version in current.max(0)..target {
+        // version < LATEST_VERSION = STEPS.len(): in range and not negative.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        tx.execute_batch(STEPS[version as usize])?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+    }
+    tx.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn migrations_validate() {
-        MIGRATIONS.validate().unwrap();
+    fn every_step_applies_in_order_and_a_second_run_changes_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 2).unwrap();
+        let version = |conn: &Connection| -> i64 {
+            conn.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&conn), 2);
+        migrate(&mut conn, LATEST_VERSION).unwrap();
+        assert_eq!(version(&conn), LATEST_VERSION);
+        migrate(&mut conn, LATEST_VERSION).unwrap();
+        migrate(&mut conn, 1).unwrap();
+        assert_eq!(version(&conn), LATEST_VERSION, "never goes down");
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_database_as_it_was() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 1).unwrap();
+        // Make step 2 fail: it adds a column that already exists.
+        conn.execute_batch("ALTER TABLE app_passwords ADD COLUMN created_by TEXT")
+            .unwrap();
+        assert!(migrate(&mut conn, LATEST_VERSION).is_err());
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::accounts::Accounts;
 use crate::error::Error;
 use crate::label::Label;
 use crate::login::LoginStore;
-use crate::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS, NO_ACCOUNT, USE_HISTORY_LIMIT};
+use crate::schema::{APPLICATION_ID, LATEST_VERSION, NO_ACCOUNT, USE_HISTORY_LIMIT, migrate};
 use crate::scope::Scope;
 use crate::secure_path::{
     UnsafePath, check_store_directory, check_store_file, not_a_regular_store, trusted_gids,
@@ -423,9 +423,7 @@ impl Store {
                 self.conn
                     .pragma_update(None, "synchronous", "FULL")
                     .map_err(|e| classify(&path, &e))?;
-                MIGRATIONS
-                    .to_latest(&mut self.conn)
-                    .map_err(|e| migration_error(&path, e))?;
+                migrate(&mut self.conn, LATEST_VERSION).map_err(|e| classify(&path, &e))?;
             }
         }
         Ok(())
@@ -1445,16 +1443,6 @@ fn unreadable(path: &Path, reason: String) -> Error {
     Error::StoreUnreadable {
         path: path.into(),
         reason,
-    }
-}
-
-fn migration_error(path: &Path, e: rusqlite_migration::Error) -> Error {
-    match e {
-        rusqlite_migration::Error::RusqliteError { err, .. } => classify(path, &err),
-        other => Error::Storage {
-            path: path.into(),
-            reason: format!("schema upgrade failed: {other}"),
-        },
     }
 }
 

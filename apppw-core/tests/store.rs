@@ -10,7 +10,7 @@ use apppw_core::login::LoginStore;
 use apppw_core::login::{Decision, LoginAttempt, Rejection, check_login};
 use apppw_core::mint::{MintRequest, Minted, mint};
 use apppw_core::schema::USE_HISTORY_LIMIT;
-use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
+use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, migrate};
 use apppw_core::scope::{Limit, Scope};
 use apppw_core::store::{BindOutcome, Binding, UseRecord};
 use apppw_core::{
@@ -390,9 +390,7 @@ fn every_older_schema_version_upgrades_to_the_latest() {
             let mut conn = rusqlite::Connection::open(&f.path).unwrap();
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .unwrap();
-            MIGRATIONS
-                .to_version(&mut conn, usize::try_from(start).unwrap())
-                .unwrap();
+            migrate(&mut conn, start).unwrap();
             if start >= 1 {
                 // A row as version 1 wrote it.
                 conn.execute(
@@ -1374,7 +1372,7 @@ fn a_store_from_before_is_upgraded_only_when_asked() {
         let mut conn = rusqlite::Connection::open(&f.path).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();
-        MIGRATIONS.to_version(&mut conn, 4).unwrap();
+        migrate(&mut conn, 4).unwrap();
     }
     let refused = Store::open_scratch(
         &f.path,

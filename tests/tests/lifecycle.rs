@@ -7,7 +7,7 @@ use std::path::Path;
 
 use apppw_core::code::AppPassword;
 use apppw_core::hash::{HashParams, hash_code};
-use apppw_core::schema::{APPLICATION_ID, MIGRATIONS};
+use apppw_core::schema::{APPLICATION_ID, migrate};
 use apppw_tests::system::{INSTALLED_CTL, SYSTEM_STORE, System, system};
 use apppw_tests::*;
 
@@ -175,7 +175,7 @@ fn write_version_4_store() -> (String, String) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update(None, "application_id", APPLICATION_ID)
         .unwrap();
-    MIGRATIONS.to_version(&mut conn, 4).unwrap();
+    migrate(&mut conn, 4).unwrap();
     let cheap = HashParams {
         memory_kib: 1024,
         iterations: 1,
