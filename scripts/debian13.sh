@@ -28,11 +28,11 @@ case "$root" in
 esac
 # A run killed with SIGKILL leaves its mounts (the host's /dev, the repository) under the root:
 # take them away before anything below could descend into them.
-stale=$(awk -v root="$root/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts | sort -r)
-for mount_point in $stale; do
+mounts_under_root() { awk -v root="$root/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts | sort -r; }
+for mount_point in $(mounts_under_root); do
     umount -R "$mount_point" 2>/dev/null || umount -lR "$mount_point"
 done
-if awk -v root="$root/" 'index($2, root) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+if [ -n "$(mounts_under_root)" ]; then
     echo "something is still mounted under $root: unmount it first" >&2
     exit 1
 fi

@@ -39,7 +39,9 @@ def connect(port, source):
     )
 
 
-class IMAP(imaplib.IMAP4):
+class FromSource:
+    """imaplib and poplib connect through _create_socket: this one binds the client's end."""
+
     def __init__(self, port, source):
         self.source = source
         super().__init__(HOST, port, timeout=30)
@@ -48,13 +50,12 @@ class IMAP(imaplib.IMAP4):
         return connect(self.port, self.source)
 
 
-class POP3(poplib.POP3):
-    def __init__(self, port, source):
-        self.source = source
-        super().__init__(HOST, port, timeout=30)
+class IMAP(FromSource, imaplib.IMAP4):
+    pass
 
-    def _create_socket(self, timeout):
-        return connect(self.port, self.source)
+
+class POP3(FromSource, poplib.POP3):
+    pass
 
 
 def sieve_login(port, user, password, source):

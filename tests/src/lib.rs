@@ -272,15 +272,8 @@ pub fn at_terminal(
     answers: &[&str],
 ) -> (Option<i32>, String) {
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/run-in-pty.py");
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={user}"))
-        .arg(format!("--regid={user}"))
-        .arg("--init-groups")
-        .arg("--")
-        .arg("/usr/bin/python3")
-        .arg(helper)
-        .arg(program)
-        .args(args);
+    let mut cmd = as_user(Some(user), Path::new("/usr/bin/python3"));
+    cmd.arg(helper).arg(program).args(args);
     let input: String = answers.iter().flat_map(|a| [*a, "\n"]).collect();
     let out = run_with_stdin(cmd, input.as_bytes());
     (
@@ -586,6 +579,24 @@ pub fn run_with_stdin_noting_pid(mut cmd: Command, input: &[u8]) -> (Output, u32
     let out = child.wait_with_output().expect("wait");
     writer.join().unwrap();
     (out, pid)
+}
+
+/// A file this test wrote into the system (a PAM service file, say); removed when dropped.
+pub struct InstalledFile(PathBuf);
+
+impl InstalledFile {
+    pub fn write(path: impl Into<PathBuf>, contents: &str) -> InstalledFile {
+        let path = path.into();
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        InstalledFile(path)
+    }
+}
+
+impl Drop for InstalledFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Every row of a store, one line each, to show that a failed command changed nothing.

@@ -68,15 +68,6 @@ fn apppw_or_password_accepts_either() {
     accepts_either(&w, "mail-apppw-or-password");
 }
 
-/// Removes a file it was given when dropped.
-struct Remove<'a>(&'a Path);
-
-impl Drop for Remove<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
-    }
-}
-
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn apppw_or_password_accepts_either_on_rhel() {
@@ -90,8 +81,7 @@ fn apppw_or_password_accepts_either_on_rhel() {
         "{} exists: this test installs a stand-in there (a Debian host has none)",
         real.display()
     );
-    std::fs::write(real, RHEL_PASSWORD_AUTH).unwrap();
-    let _installed = Remove(real);
+    let _installed = InstalledFile::write(real, RHEL_PASSWORD_AUTH);
     accepts_either(&w, "mail-apppw-or-password.rhel");
 }
 

@@ -44,20 +44,11 @@ fn login_here(service: &str, user: &str, code: &str) -> bool {
 }
 
 /// Installs /etc/pam.d/SERVICE for this world's module and store; removed on drop.
-struct EtcService(PathBuf);
-
-impl EtcService {
-    fn install(w: &World, service: &str) -> EtcService {
-        let path = Path::new("/etc/pam.d").join(service);
-        std::fs::write(&path, w.apppw_service_text(&w.store, "")).unwrap();
-        EtcService(path)
-    }
-}
-
-impl Drop for EtcService {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+fn install_etc_service(w: &World, service: &str) -> InstalledFile {
+    InstalledFile::write(
+        Path::new("/etc/pam.d").join(service),
+        &w.apppw_service_text(&w.store, ""),
+    )
 }
 
 #[test]
@@ -68,7 +59,7 @@ fn concurrent_logins_while_codes_come_and_go_never_get_a_wrong_answer() {
     ensure_user(ALICE);
     ensure_user(BOB);
     let w = World::new();
-    let _service = EtcService::install(&w, "apppw-faults-conc");
+    let _service = install_etc_service(&w, "apppw-faults-conc");
     let seconds = if in_ci() { 60 } else { 10 };
     // Long-lived codes that must always work, and revoked ones that must never.
     let mut steady = Vec::new();

@@ -127,6 +127,14 @@ fn mint_limited(w: &World, label: &str, limits: &[&str]) -> String {
         .to_string()
 }
 
+/// The `n`th address a refused login comes from (127.0.1.1, 127.0.1.2, ...): one each, out of
+/// reach of Dovecot 2.3's auth penalty, which answers repeated failures from one address ever
+/// more slowly (up to 15 s) until Postfix gives up with a temporary error (454), which is not the
+/// refusal under test. Successes come from 127.0.0.1, and 127.0.0.2 is "another network".
+fn refusal_address(n: usize) -> String {
+    format!("127.0.{}.{}", 1 + n / 250, n % 250 + 1)
+}
+
 /// The mechanism a test uses over `protocol` when any will do.
 fn mechanism(protocol: &str) -> &'static str {
     if protocol == "pop3" { "user" } else { "plain" }
@@ -201,9 +209,6 @@ fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
     let mut wrong = alices.clone().into_bytes();
     wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
     let wrong = String::from_utf8(wrong).unwrap();
-    // Each from an address of its own: Dovecot 2.3 answers repeated failures from one address
-    // ever more slowly (its auth penalty, up to 15 s), and Postfix gives up waiting for such an
-    // answer with a temporary error (454), which is not the refusal under test.
     for (n, (what, protocol, password)) in [
         ("a wrong code", "imap", wrong.as_str()),
         ("another user's code", "pop3", bobs.as_str()),
@@ -217,7 +222,7 @@ fn wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused() {
     {
         assert!(
             !mail_login_from(
-                &format!("127.0.0.{}", 10 + n),
+                &refusal_address(n),
                 protocol,
                 mechanism(protocol),
                 servers.port(protocol),
@@ -263,9 +268,7 @@ fn a_burst_of_200_logins_from_8_clients_gets_every_answer_right() {
         } else {
             format!("{}{last}", &code[..18])
         };
-        // A wrong code from an address of its own, out of reach of Dovecot 2.3's auth penalty
-        // (see wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused).
-        let source = (!right).then(|| format!("127.0.1.{}", i % 250 + 1));
+        let source = (!right).then(|| refusal_address(i));
         cases.push(serde_json::json!([
             protocol,
             mechanism,
@@ -397,7 +400,7 @@ fn lockdown_and_a_narrowing_edit_reach_dovecots_auth_cache_at_once() {
     );
     let out = ctl(&["--json", "lockdown", ALICE]);
     for (n, code) in [&phone, &laptop, &tablet].into_iter().enumerate() {
-        let source = format!("127.0.0.{}", 10 + n);
+        let source = refusal_address(n);
         assert!(!mail_login_from(
             &source,
             "imap",
@@ -498,11 +501,9 @@ fn in_app_passwords_only_mode_no_protocol_accepts_the_account_password() {
 
     // With a file for every protocol the examples name: the code everywhere, the account
     // password nowhere.
-    // Each refusal from an address of its own, out of reach of Dovecot 2.3's auth penalty
-    // (see wrong_foreign_revoked_expired_and_out_of_scope_codes_are_refused).
     for (n, (protocol, mechanism)) in LOGINS.into_iter().enumerate() {
         let port = servers.port(protocol);
-        let source = format!("127.0.0.{}", 10 + n);
+        let source = refusal_address(n);
         assert!(
             !mail_login_from(
                 &source,

@@ -597,17 +597,9 @@ fn init_never_follows_a_link_a_group_member_swaps_into_the_store_directory() {
         dir = store_dir.display(),
         victim = victim.path().display()
     );
-    // --init-groups: the member's supplementary groups, apppw among them.
-    let mut attacker = Command::new("setpriv")
-        .args([
-            &format!("--reuid={MEMBER}"),
-            &format!("--regid={MEMBER}"),
-            "--init-groups",
-            "--",
-            "bash",
-            "-c",
-            &script,
-        ])
+    // as_user keeps the member's supplementary groups, apppw among them.
+    let mut attacker = as_user(Some(MEMBER), std::path::Path::new("/bin/bash"))
+        .args(["-c", &script])
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
