@@ -64,13 +64,31 @@ pub const NEEDS_ROOT: &str =
 pub const CHANGES_THE_HOST: &str =
     "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)";
 
-/// A loopback port that was free a moment ago (the kernel's pick). A server started on it may
-/// still lose it to another process meanwhile.
+/// A loopback port that is free now, for a test server to listen on.
+///
+/// Picked below the kernel's ephemeral range (32768-60999 on Linux), where no outgoing
+/// connection ever takes a local port: asking the kernel for "any free port" returns one from
+/// that range, which a burst of client connections in a test running beside can take before the
+/// server binds it. Ports handed out once in this process are never handed out again, so tests
+/// running side by side never get the same one. Another process may still bind it meanwhile;
+/// servers that can say so ([`postgres::PgServer`]) retry on another port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use rand::Rng;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(20_000..32_768);
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-32767 after 1000 tries");
 }
 
 /// True when running in CI.

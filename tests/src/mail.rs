@@ -70,16 +70,25 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples")
 }
 
-/// Runs a command to completion. Its output goes to /dev/null: a daemon it starts would keep
-/// captured pipes open forever. Servers log to files in the test directory instead.
+/// Runs a command to completion. Its output goes to an unnamed file, never a pipe: a daemon it
+/// starts would keep captured pipes open forever. On failure the panic shows what it said (a
+/// server that cannot start says why there, e.g. a port taken meanwhile). Servers log to files
+/// in the test directory.
 fn run(cmd: &mut Command) {
+    use std::io::{Read, Seek};
+    let mut said = tempfile::tempfile().expect("an unnamed file for a command's output");
     let status = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(said.try_clone().unwrap())
+        .stderr(said.try_clone().unwrap())
         .status()
         .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed: {status}");
+    if !status.success() {
+        let mut text = String::new();
+        said.rewind().unwrap();
+        let _ = said.read_to_string(&mut text);
+        panic!("{cmd:?} failed: {status}; it said:\n{text}");
+    }
 }
 
 fn wait_for_port(port: u16) {
