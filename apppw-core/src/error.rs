@@ -140,6 +140,50 @@ pub enum Error {
     )]
     TlsTrust { anchors: String, reason: String },
 
+    #[error(
+        "cannot reach the PostgreSQL store {store} ({reason}); check that the server runs and this host can reach it. Nothing was changed"
+    )]
+    DatabaseUnavailable { store: String, reason: String },
+
+    #[error(
+        "the PostgreSQL store {store} refused apppw ({reason}); check the user and password in the connection string (in /etc/apppw/store.conf) and that the user is a member of apppw_login (the PAM module) or apppw_manage (apppw-ctl)"
+    )]
+    DatabaseRefused { store: String, reason: String },
+
+    #[error(
+        "{store} holds no apppw store ({reason}); create it with `apppw-ctl init --store URL` as root, with a database superuser's URL"
+    )]
+    DatabaseNotAStore { store: String, reason: String },
+
+    #[error(
+        "the PostgreSQL store {store} has schema version {found}, newer than this apppw understands ({supported}); upgrade apppw on this host"
+    )]
+    DatabaseSchemaTooNew {
+        store: String,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error(
+        "the PostgreSQL store {store} has schema version {found} but this apppw needs {current}; upgrade it with `apppw-ctl init --store URL` as root, with a database superuser's URL"
+    )]
+    DatabaseSchemaOutdated {
+        store: String,
+        found: i64,
+        current: i64,
+    },
+
+    #[error(
+        "the PostgreSQL store {store} is busy ({reason}); nothing was changed. Try again in a moment"
+    )]
+    DatabaseBusy { store: String, reason: String },
+
+    #[error("the PostgreSQL store {store} failed: {reason}; nothing was changed")]
+    DatabaseFailed { store: String, reason: String },
+
+    #[error("cannot use the store {given:?}: {problem}")]
+    StoreTarget { given: String, problem: String },
+
     #[error(transparent)]
     UnsafePath(#[from] crate::secure_path::UnsafePath),
 

@@ -38,6 +38,9 @@ pub struct LoginAttempt<'a> {
     pub token: &'a [u8],
     pub service: Option<&'a str>,
     pub rhost: Option<&'a str>,
+    /// The node name of the host the module runs on, recorded with the use: with a shared
+    /// store, which host saw the login.
+    pub host: Option<&'a str>,
     /// Unix seconds.
     pub now: i64,
 }
@@ -158,6 +161,7 @@ pub fn check_login(
                 now: attempt.now,
                 service: attempt.service,
                 rhost: attempt.rhost,
+                host: attempt.host,
                 min_interval: RECORD_INTERVAL_SECS,
             };
             let recorded = store
@@ -283,6 +287,7 @@ mod tests {
 
     fn attempt<'a>(token: &'a [u8], service: Option<&'a str>) -> LoginAttempt<'a> {
         LoginAttempt {
+            host: None,
             user: b"alice",
             token,
             service,
@@ -385,6 +390,7 @@ mod tests {
             (
                 &Policy::default(),
                 LoginAttempt {
+                    host: None,
                     user: b"",
                     ..attempt(right.as_bytes(), None)
                 },
@@ -393,6 +399,7 @@ mod tests {
             (
                 &Policy::default(),
                 LoginAttempt {
+                    host: None,
                     user: b"\xffalice",
                     ..attempt(right.as_bytes(), None)
                 },

@@ -38,7 +38,7 @@ impl std::fmt::Display for TrustAnchors<'_> {
     }
 }
 
-/// A TLS connector for `postgres::Config::connect` that trusts `anchors` and checks the host
+/// A TLS connector for `tokio_postgres::Config::connect` that trusts `anchors` and checks the host
 /// name. TLS 1.2 and 1.3 only, with rustls' safe defaults; the crypto provider (ring) is given
 /// here, not installed process-wide, since the PAM module lives in someone else's process.
 pub fn connector(anchors: TrustAnchors<'_>) -> Result<MakeRustlsConnect, Error> {

@@ -1,6 +1,8 @@
-//! The store's schema, in one place. Each entry of [`STEPS`] moves the database one version up;
-//! `PRAGMA user_version` records how far it has gone and `PRAGMA application_id` marks the file
-//! as an apppw store. Never edit a released step: append a new one.
+//! The store's schema, in one place, for both backends. SQLite: each entry of [`STEPS`] moves the
+//! database one version up; `PRAGMA user_version` records how far it has gone and
+//! `PRAGMA application_id` marks the file as an apppw store. PostgreSQL: [`PG_STEPS`], in the
+//! schema `apppw`, with the version in `apppw.store_info` and the database roles that keep the
+//! PAM module from minting or un-revoking codes. Never edit a released step: append a new one.
 #![forbid(unsafe_code)]
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -120,6 +122,32 @@ CREATE TABLE code_uses (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 6: which host saw a login. With one store shared by several mail hosts (PostgreSQL),
+/// an incident needs to know which host accepted a code; the SQLite store records it too, so that
+/// both backends keep the same facts and `migrate` loses nothing.
+///
+/// - `last_host`: the node name of the host whose PAM module recorded the last use.
+/// - `code_uses` gains `host` in its key: the history holds (service, remote host, host) triples.
+///   SQLite cannot change a primary key, so the table is rebuilt; rows from before get `''`
+///   (not known).
+const V6: &str = "
+ALTER TABLE app_passwords ADD COLUMN last_host TEXT;
+CREATE TABLE code_uses_v6 (
+    code_id INTEGER NOT NULL,
+    service TEXT    NOT NULL,
+    rhost   TEXT    NOT NULL,
+    host    TEXT    NOT NULL,
+    first   INTEGER NOT NULL,
+    last    INTEGER NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (code_id, service, rhost, host)
+) STRICT, WITHOUT ROWID;
+INSERT INTO code_uses_v6 (code_id, service, rhost, host, first, last, count)
+    SELECT code_id, service, rhost, '', first, last, count FROM code_uses;
+DROP TABLE code_uses;
+ALTER TABLE code_uses_v6 RENAME TO code_uses;
+";
+
 /// `owner_uid` of a code whose owner's name resolved to no account when it was bound.
 pub const NO_ACCOUNT: i64 = -1;
 
@@ -127,7 +155,7 @@ pub const NO_ACCOUNT: i64 = -1;
 pub const USE_HISTORY_LIMIT: i64 = 20;
 
 /// Every step, oldest first: step `n` (counting from 1) takes version `n - 1` to `n`.
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build reads and writes.
 // A handful of steps: the cast cannot wrap.
@@ -153,6 +181,155 @@ pub fn migrate(conn: &mut Connection, target: i64) -> rusqlite::Result<()> {
     }
     tx.commit()
 }
+
+/// The PostgreSQL role that owns the schema `apppw` and everything in it. It cannot log in:
+/// `apppw-ctl init` (as a superuser) acts as it to create and upgrade the schema.
+pub const PG_OWNER_ROLE: &str = "apppw_owner";
+/// The role the PAM module's database user must be a member of. It may call two functions,
+/// [`PG_V1`]'s `apppw.login_candidates` and `apppw.record_use`, and read `apppw.store_info`;
+/// it has no right on any table, so a compromised mail host can neither mint, change, revoke
+/// nor un-revoke a code, nor read anything but the candidates of a (user, tag) it names.
+pub const PG_LOGIN_ROLE: &str = "apppw_login";
+/// The role apppw-ctl's database user must be a member of: every change apppw-ctl makes.
+pub const PG_MANAGE_ROLE: &str = "apppw_manage";
+
+/// PostgreSQL version 1: the same facts as SQLite version 6, in the schema `apppw`, created by
+/// `apppw-ctl init` acting as [`PG_OWNER_ROLE`].
+///
+/// - `store_info` holds one row: the application id (as SQLite's `application_id`) and the
+///   schema version (as `user_version`). A store whose version is newer than the binary's is
+///   refused; an older one is upgraded by `apppw-ctl init`, never by a login.
+/// - Tables and columns are SQLite's (see V1 to V6 above), with `bigint` for times and ids.
+///   `id`s are identity columns that never reuse a value; `migrate` copies ids as they were and
+///   moves the sequence past them. `"user"` is quoted: it is a reserved word here.
+/// - The module gets no table rights. `login_candidates` returns what a login needs to verify a
+///   code (active rows of one user and tag); `record_use` writes the last-use columns and the
+///   use history, exactly as the SQLite store's `record_use` does, and nothing else. Both are
+///   `SECURITY DEFINER` with a fixed `search_path`, so they run with the owner's rights but only
+///   do what they say. `EXECUTE` is revoked from PUBLIC (PostgreSQL grants it by default).
+/// - `apppw_manage` may read and change the three tables (apppw-ctl's commands) but not the
+///   schema.
+pub const PG_V1: &str = "
+CREATE TABLE apppw.store_info (
+    singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    application_id integer NOT NULL,
+    version        integer NOT NULL
+);
+CREATE TABLE apppw.app_passwords (
+    id           bigint  GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    \"user\"       text    NOT NULL,
+    label        text    NOT NULL,
+    lookup_tag   integer NOT NULL,
+    hash         text,
+    created      bigint  NOT NULL,
+    revoked      bigint,
+    last_used    bigint,
+    last_service text,
+    last_rhost   text,
+    use_count    bigint  NOT NULL DEFAULT 0,
+    created_by   text,
+    revoked_by   text,
+    services     text,
+    networks     text,
+    expires      bigint,
+    owner_uid    bigint,
+    last_host    text,
+    CHECK ((revoked IS NULL) = (hash IS NOT NULL))
+);
+CREATE UNIQUE INDEX app_passwords_active_label
+    ON apppw.app_passwords (\"user\", owner_uid, label) WHERE revoked IS NULL;
+CREATE INDEX app_passwords_login
+    ON apppw.app_passwords (\"user\", lookup_tag) WHERE revoked IS NULL;
+CREATE INDEX app_passwords_unbound ON apppw.app_passwords (\"user\") WHERE owner_uid IS NULL;
+CREATE TABLE apppw.events (
+    id        bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    time      bigint NOT NULL,
+    actor_uid bigint NOT NULL,
+    actor     text   NOT NULL,
+    origin    text   NOT NULL,
+    \"user\"    text,
+    action    text   NOT NULL,
+    code_id   bigint,
+    label     text,
+    detail    text,
+    owner_uid bigint
+);
+CREATE INDEX events_by_actor ON apppw.events (actor_uid, time);
+CREATE INDEX events_by_user ON apppw.events (\"user\", time);
+CREATE INDEX events_unbound ON apppw.events (\"user\") WHERE owner_uid IS NULL;
+CREATE TABLE apppw.code_uses (
+    code_id bigint NOT NULL,
+    service text   NOT NULL,
+    rhost   text   NOT NULL,
+    host    text   NOT NULL,
+    first   bigint NOT NULL,
+    last    bigint NOT NULL,
+    count   bigint NOT NULL,
+    PRIMARY KEY (code_id, service, rhost, host)
+);
+
+CREATE FUNCTION apppw.login_candidates(p_user text, p_tag integer)
+RETURNS TABLE (id bigint, label text, hash text, created bigint, last_used bigint,
+               services text, networks text, expires bigint, owner_uid bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT id, label, hash, created, last_used, services, networks, expires, owner_uid
+    FROM apppw.app_passwords
+    WHERE \"user\" = p_user AND lookup_tag = p_tag AND revoked IS NULL
+$$;
+
+CREATE FUNCTION apppw.record_use(p_id bigint, p_now bigint, p_service text, p_rhost text,
+                                 p_host text, p_min_interval bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed integer;
+    new_triple integer;
+BEGIN
+    UPDATE apppw.app_passwords
+    SET last_used = p_now, last_service = p_service, last_rhost = p_rhost, last_host = p_host,
+        use_count = use_count + 1
+    WHERE id = p_id AND revoked IS NULL
+      AND (last_used IS NULL OR last_used <= p_now - p_min_interval OR last_used > p_now);
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    INSERT INTO apppw.code_uses AS u (code_id, service, rhost, host, first, last, count)
+        SELECT p_id, coalesce(p_service, ''), coalesce(p_rhost, ''), coalesce(p_host, ''),
+               p_now, p_now, 1
+        WHERE EXISTS (SELECT 1 FROM apppw.app_passwords WHERE id = p_id AND revoked IS NULL)
+    ON CONFLICT (code_id, service, rhost, host) DO UPDATE
+        SET last = excluded.last, count = u.count + 1
+        WHERE u.last <= excluded.last - p_min_interval OR u.last > excluded.last;
+    GET DIAGNOSTICS new_triple = ROW_COUNT;
+    IF new_triple = 1 THEN
+        DELETE FROM apppw.code_uses
+        WHERE code_id = p_id AND (service, rhost, host) NOT IN
+            (SELECT service, rhost, host FROM apppw.code_uses WHERE code_id = p_id
+             ORDER BY last DESC, first DESC LIMIT 20);
+    END IF;
+    RETURN changed = 1;
+END
+$$;
+
+REVOKE ALL ON SCHEMA apppw FROM PUBLIC;
+REVOKE ALL ON FUNCTION apppw.login_candidates(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apppw.record_use(bigint, bigint, text, text, text, bigint) FROM PUBLIC;
+GRANT USAGE ON SCHEMA apppw TO apppw_login, apppw_manage;
+GRANT SELECT ON apppw.store_info TO apppw_login, apppw_manage;
+GRANT EXECUTE ON FUNCTION apppw.login_candidates(text, integer) TO apppw_login, apppw_manage;
+GRANT EXECUTE ON FUNCTION apppw.record_use(bigint, bigint, text, text, text, bigint)
+    TO apppw_login, apppw_manage;
+GRANT SELECT, INSERT, UPDATE, DELETE ON apppw.app_passwords, apppw.events, apppw.code_uses
+    TO apppw_manage;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA apppw TO apppw_manage;
+";
+
+/// Every PostgreSQL step, oldest first, as [`STEPS`].
+pub const PG_STEPS: &[&str] = &[PG_V1];
+
+/// The PostgreSQL schema version this build reads and writes.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+pub const PG_LATEST_VERSION: i32 = PG_STEPS.len() as i32;
 
 #[cfg(test)]
 mod tests {
@@ -190,6 +367,16 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, 1);
+    }
+
+    #[test]
+    fn the_postgresql_history_is_as_long_as_sqlites() {
+        // record_use keeps USE_HISTORY_LIMIT triples in both backends; the function's LIMIT is a
+        // literal, so this keeps the two in step.
+        assert!(PG_V1.contains(&format!("LIMIT {USE_HISTORY_LIMIT})")));
+        for role in [PG_LOGIN_ROLE, PG_MANAGE_ROLE] {
+            assert!(PG_V1.contains(role));
+        }
     }
 
     #[test]

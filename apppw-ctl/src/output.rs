@@ -49,6 +49,8 @@ pub struct LastUseView<'a> {
     pub time: String,
     pub service: Option<&'a str>,
     pub rhost: Option<&'a str>,
+    /// The host whose PAM module saw it (its node name).
+    pub host: Option<&'a str>,
 }
 
 impl<'a> From<&'a CodeInfo> for CodeView<'a> {
@@ -63,6 +65,7 @@ impl<'a> From<&'a CodeInfo> for CodeView<'a> {
                 time: timefmt::rfc3339(u.time),
                 service: u.service.as_deref(),
                 rhost: u.rhost.as_deref(),
+                host: u.host.as_deref(),
             }),
             use_count: code.use_count,
             created_by: code.created_by.as_deref(),
@@ -126,11 +129,13 @@ impl Output {
     }
 }
 
-/// Where a code was used: one (service, remote host) pair, as `--json` shows it.
+/// Where a code was used: one (service, remote host, host) triple, as `--json` shows it.
 #[derive(Serialize)]
 pub struct UseView<'a> {
     pub service: &'a str,
     pub rhost: &'a str,
+    /// The host that saw it; empty: not recorded.
+    pub host: &'a str,
     pub first: String,
     pub last: String,
     pub count: i64,
@@ -141,6 +146,7 @@ impl<'a> From<&'a UseEntry> for UseView<'a> {
         UseView {
             service: &entry.service,
             rhost: &entry.rhost,
+            host: &entry.host,
             first: timefmt::rfc3339(entry.first),
             last: timefmt::rfc3339(entry.last),
             count: entry.count,
@@ -169,11 +175,16 @@ pub fn uses_table(uses: &[UseEntry]) -> String {
                 u.count.to_string(),
                 shown(&u.service),
                 shown(&u.rhost),
+                shown(&u.host),
             ]
         })
         .collect();
     let mut indented = String::new();
-    for line in table(&["LAST", "FIRST", "USES", "SERVICE", "FROM"], &rows, &[2]).lines() {
+    for line in table(
+        &["LAST", "FIRST", "USES", "SERVICE", "FROM", "SEEN BY"],
+        &rows,
+        &[2],
+    ).lines() {
         indented.push_str("    ");
         indented.push_str(line);
         indented.push('\n');
@@ -197,6 +208,9 @@ pub fn describe_last_use(code: &CodeInfo) -> String {
             }
             if let Some(rhost) = &u.rhost {
                 s.push_str(&format!(" from {}", escape_text(rhost)));
+            }
+            if let Some(host) = &u.host {
+                s.push_str(&format!(" on {}", escape_text(host)));
             }
             s
         }

@@ -35,11 +35,13 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
     let service = text_item(pamh.get_service());
     let rhost = text_item(pamh.get_rhost());
     let ruser = text_item(pamh.get_ruser());
+    let node_name = node_name();
     let attempt = LoginAttempt {
         user,
         token,
         service,
         rhost,
+        host: node_name.as_deref(),
         now: unix_now(),
     };
     // The store is opened whatever the token, so that a broken store is reported the same way for
@@ -70,6 +72,14 @@ pub fn no_op(args: &[String], answer: PamError) -> Result<Report<'static>, Failu
 /// only fail to match, never match by accident).
 fn text_item(item: Result<Option<&std::ffi::CStr>, PamError>) -> Option<&str> {
     item.ok().flatten().and_then(|s| s.to_str().ok())
+}
+
+/// This host's node name (`uname -n`), recorded with each use: with a store shared by several
+/// hosts, it says which one saw the login.
+fn node_name() -> Option<String> {
+    nix::sys::utsname::uname()
+        .ok()
+        .and_then(|u| u.nodename().to_str().map(str::to_owned))
 }
 
 fn unix_now() -> i64 {

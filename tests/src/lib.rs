@@ -11,6 +11,7 @@
 //! is missing and what provides it ([`require`], [`require_root`]).
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod journal;
 pub mod mail;
 pub mod postgres;

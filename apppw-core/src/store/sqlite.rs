@@ -11,11 +11,16 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use zeroize::Zeroizing;
 
+use super::{
+    Access, BindOutcome, CAPPED_ACTIONS, CODE_INFO_COLUMNS, Candidate, Changer, CodeInfo, CodeRef,
+    DAY_SECS, Edit, Event, EventRecord, EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner,
+    RevokeScope, UseEntry, UseRecord, ask_about_unbound, binding_detail, bound, daily_cap_verdict,
+    orphans_pruned_detail, prune_detail, scope_detail,
+};
 use crate::accounts::Accounts;
 use crate::error::Error;
-use crate::label::Label;
 use crate::login::LoginStore;
-use crate::schema::{APPLICATION_ID, LATEST_VERSION, NO_ACCOUNT, USE_HISTORY_LIMIT, migrate};
+use crate::schema::{APPLICATION_ID, LATEST_VERSION, USE_HISTORY_LIMIT, migrate};
 use crate::scope::Scope;
 use crate::secure_path::{
     UnsafePath, check_store_directory, check_store_file, not_a_regular_store, trusted_gids,
@@ -32,186 +37,6 @@ const LOGIN_BUSY_TIMEOUT: Duration = Duration::from_millis(500);
 /// holds the store out of its users' reach (see docs/SECURITY.md), checkpoints cannot be blocked
 /// for long, so the WAL stays near its auto-checkpoint size (1000 pages) plus this.
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 4 << 20;
-/// The window `max_changes_per_day` counts over.
-const DAY_SECS: i64 = 86_400;
-
-/// Who is opening the store, which decides durability and whether the schema may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// The PAM module: existing store of the current schema only; last-use writes may be lost
-    /// on power failure (`synchronous=NORMAL`), never the codes themselves.
-    Login,
-    /// apppw-ctl: every commit is fsynced (`synchronous=FULL`) so that a revocation that returned
-    /// can never come back. `create` makes a new store if none exists; `upgrade` migrates an
-    /// older schema (root's runs only: an upgrade to schema 5 must be followed by binding codes to
-    /// accounts, which only root does), and without it an older store is refused.
-    Manage { create: bool, upgrade: bool },
-}
-
-/// The account a code belongs to: its user name and the uid that name had when the code was
-/// made. Every query on one person's codes matches both, so a new account that got an old name
-/// never sees or touches the old account's codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Owner<'a> {
-    pub name: &'a str,
-    pub uid: u32,
-}
-
-/// Whose events `events` reads.
-#[derive(Clone, Copy, Debug)]
-pub enum EventsAbout<'a> {
-    Owner(Owner<'a>),
-    Name(&'a str),
-    Everyone,
-}
-
-/// Whose codes `revoke_all` revokes.
-#[derive(Clone, Copy, Debug)]
-pub enum RevokeScope<'a> {
-    /// One account's own codes (`revoke --all`).
-    Owner(Owner<'a>),
-    /// Every code under a user name, whichever account made it (`lockdown`).
-    Name(&'a str),
-    /// Every code of every user (`revoke --all-users`).
-    Everyone,
-}
-
-/// One app password as its owner and the administrator see it (never the code or hash).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodeInfo {
-    pub id: i64,
-    pub user: String,
-    /// The uid its owner's name had when it was made; `None` until bound (a store from before
-    /// schema 5), `NO_ACCOUNT` when the name named no account at binding.
-    pub owner_uid: Option<i64>,
-    pub label: String,
-    pub created: i64,
-    pub revoked: Option<i64>,
-    pub last_used: Option<LastUse>,
-    pub use_count: i64,
-    /// Who created it (`name (uid N)`), when known.
-    pub created_by: Option<String>,
-    /// Who revoked it, when revoked and known.
-    pub revoked_by: Option<String>,
-    /// Its limits.
-    pub scope: Scope,
-}
-
-/// Where and when a code was last used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastUse {
-    pub time: i64,
-    pub service: Option<String>,
-    pub rhost: Option<String>,
-}
-
-/// An active code whose lookup tag matched a login attempt.
-pub struct Candidate {
-    pub id: i64,
-    pub label: String,
-    pub hash: Zeroizing<String>,
-    pub scope: Scope,
-    pub created: i64,
-    pub last_used: Option<i64>,
-    /// See [`CodeInfo::owner_uid`].
-    pub owner_uid: Option<i64>,
-}
-
-/// A code about to be stored.
-pub struct NewCode<'a> {
-    pub owner: Owner<'a>,
-    pub label: &'a Label,
-    pub lookup_tag: u32,
-    pub hash: &'a str,
-    pub scope: &'a Scope,
-}
-
-/// Who makes a change, from where and when. Every changing method records it as an event in the
-/// change's own transaction.
-#[derive(Clone, Debug)]
-pub struct Changer<'a> {
-    /// The real uid of the person (apppw-ctl's caller).
-    pub uid: u32,
-    pub name: &'a str,
-    /// The controlling terminal and the remote host recorded for it, or `no terminal`.
-    pub origin: &'a str,
-    /// Unix seconds.
-    pub now: i64,
-    /// Most codes this person may create, rename or edit in 24 hours; `None` for root.
-    pub daily_cap: Option<u32>,
-}
-
-impl Changer<'static> {
-    /// Root at `now`, with no terminal and no cap: for tools and tests that act as the
-    /// administrator.
-    pub fn root(now: i64) -> Changer<'static> {
-        Changer {
-            uid: 0,
-            name: "root",
-            origin: "no terminal",
-            now,
-            daily_cap: None,
-        }
-    }
-}
-
-impl Changer<'_> {
-    /// How the code rows name who created or revoked them: `alice (uid 1001)`.
-    pub fn actor(&self) -> String {
-        format!("{} (uid {})", self.name, self.uid)
-    }
-}
-
-/// One recorded change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub id: i64,
-    pub time: i64,
-    pub actor_uid: u32,
-    pub actor: String,
-    pub origin: String,
-    pub user: Option<String>,
-    pub action: String,
-    pub code_id: Option<i64>,
-    pub label: Option<String>,
-    pub detail: Option<String>,
-}
-
-/// What a login records about a successful use.
-pub struct UseRecord<'a> {
-    pub now: i64,
-    pub service: Option<&'a str>,
-    pub rhost: Option<&'a str>,
-    /// A use within this many seconds of the recorded one is not written again.
-    pub min_interval: i64,
-}
-
-/// Which code a command means.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CodeRef {
-    Id(i64),
-    Label(Label),
-}
-
-impl CodeRef {
-    /// Digits name an id; anything else a label.
-    pub fn parse(text: &str) -> Result<CodeRef, Error> {
-        match text.trim().parse::<i64>() {
-            Ok(id) if id > 0 => Ok(CodeRef::Id(id)),
-            _ => Ok(CodeRef::Label(Label::new(text)?)),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            CodeRef::Id(id) => format!("with id {id}"),
-            CodeRef::Label(label) => format!("labelled {:?}", label.as_str()),
-        }
-    }
-}
-
-const CODE_INFO_COLUMNS: &str = "id, user, label, created, revoked, last_used, last_service, \
-     last_rhost, use_count, created_by, revoked_by, services, networks, expires, owner_uid";
 
 /// Reads a scope from three columns starting at `first`; a value the store should never hold
 /// is a conversion error (a damaged store), never "no limit".
@@ -241,6 +66,7 @@ fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
                 time,
                 service: row.get(6)?,
                 rhost: row.get(7)?,
+                host: row.get(15)?,
             }),
             None => None,
         },
@@ -252,13 +78,13 @@ fn code_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeInfo> {
     })
 }
 
-/// An open store.
-pub struct Store {
+/// An open SQLite store.
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
 }
 
-/// How much of the trusted layout `Store::open_file` checks.
+/// How much of the trusted layout `SqliteStore::open_file` checks.
 enum Checks {
     /// The store's directories, and the file's owner, group (one of `gids`) and mode.
     Trusted { gids: Vec<u32> },
@@ -267,24 +93,24 @@ enum Checks {
     FileTypeOnly,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens the store at `path` as the PAM module and apppw-ctl do: its directories must pass
     /// `secure_path::check_store_directory`, and the file, opened without following a symlink, must
     /// pass `secure_path::check_store_file` as opened.
-    pub fn open(path: &Path, access: Access) -> Result<Store, Error> {
+    pub fn open(path: &Path, access: Access) -> Result<SqliteStore, Error> {
         let gids = trusted_gids();
         check_store_directory(path, &gids)?;
-        Store::open_file(path, access, &Checks::Trusted { gids })
+        SqliteStore::open_file(path, access, &Checks::Trusted { gids })
     }
 
-    /// Opens a store without the ownership checks of [`Store::open`]: for stores in a directory
+    /// Opens a store without the ownership checks of [`SqliteStore::open`]: for stores in a directory
     /// of the caller's own (tests, benchmarks, copies being inspected). Never a symlink, never a
     /// file that is not a store.
-    pub fn open_scratch(path: &Path, access: Access) -> Result<Store, Error> {
-        Store::open_file(path, access, &Checks::FileTypeOnly)
+    pub fn open_scratch(path: &Path, access: Access) -> Result<SqliteStore, Error> {
+        SqliteStore::open_file(path, access, &Checks::FileTypeOnly)
     }
 
-    fn open_file(path: &Path, access: Access, checks: &Checks) -> Result<Store, Error> {
+    fn open_file(path: &Path, access: Access, checks: &Checks) -> Result<SqliteStore, Error> {
         let created = match access {
             Access::Manage {
                 create: true,
@@ -325,7 +151,7 @@ impl Store {
                 }
             })
         };
-        let mut store = Store {
+        let mut store = SqliteStore {
             conn: connect()?,
             path: path.into(),
         };
@@ -339,7 +165,7 @@ impl Store {
                 let conn = connect()?;
                 conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
                     .map_err(|e| classify(path, &e))?;
-                let mut store = Store {
+                let mut store = SqliteStore {
                     conn,
                     path: path.into(),
                 };
@@ -445,7 +271,7 @@ impl Store {
         // The count and the label are the account's (a label of a code not yet bound to an
         // account counts too, so that binding it later cannot clash); the tag is checked among
         // every active code under the name, so that a login never has two hashes to try.
-        let (active, label_taken, tag_taken): (i64, bool, bool) = tx
+        let check = tx
             .query_row(
                 "SELECT coalesce(sum(owner_uid = ?4), 0),
                         coalesce(sum((owner_uid = ?4 OR owner_uid IS NULL) AND label = ?2), 0) > 0,
@@ -457,22 +283,16 @@ impl Store {
                     code.lookup_tag,
                     code.owner.uid
                 ],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| {
+                    Ok(NewCodeCheck {
+                        active: r.get(0)?,
+                        label_taken: r.get(1)?,
+                        tag_taken: r.get(2)?,
+                    })
+                },
             )
             .map_err(|e| classify(&path, &e))?;
-        if label_taken {
-            return Err(Error::LabelTaken {
-                user: code.owner.name.into(),
-                label: code.label.as_str().into(),
-            });
-        }
-        if active >= i64::from(max_active) {
-            return Err(Error::TooManyCodes {
-                user: code.owner.name.into(),
-                limit: max_active,
-            });
-        }
-        if tag_taken {
+        if !check.verdict(code, max_active)? {
             return Ok(None);
         }
         tx.execute(
@@ -505,17 +325,6 @@ impl Store {
         Ok(Some(id))
     }
 
-    /// Takes back a code that was just created but could not be shown to anyone (`new` whose
-    /// output failed): revoked like any other, recorded as `withdrawn`.
-    pub fn withdraw(
-        &mut self,
-        owner: Owner<'_>,
-        id: i64,
-        by: &Changer<'_>,
-    ) -> Result<CodeInfo, Error> {
-        self.revoke_as(owner, &CodeRef::Id(id), by, "withdrawn")
-    }
-
     /// Codes of `owner`, oldest first; revoked ones only when asked.
     pub fn list(&self, owner: Owner<'_>, include_revoked: bool) -> Result<Vec<CodeInfo>, Error> {
         let sql = format!(
@@ -532,25 +341,6 @@ impl Store {
     /// One of `owner`'s active codes, as it is now.
     pub fn find(&self, owner: Owner<'_>, which: &CodeRef) -> Result<CodeInfo, Error> {
         find_active(&self.conn, &self.path, owner, which)
-    }
-
-    /// Renames one of `owner`'s active codes.
-    pub fn rename(
-        &mut self,
-        owner: Owner<'_>,
-        which: &CodeRef,
-        new_label: &Label,
-        by: &Changer<'_>,
-    ) -> Result<CodeInfo, Error> {
-        self.edit(
-            owner,
-            which,
-            &Edit {
-                label: Some(new_label),
-                ..Edit::default()
-            },
-            by,
-        )
     }
 
     /// Changes the label and/or the limits of one of `owner`'s active codes: the read, the checks
@@ -612,14 +402,7 @@ impl Store {
                 ],
             )
             .map_err(|e| classify(&path, &e))?;
-            details.push(format!(
-                "services={} networks={} expires={}",
-                scope.services_column().as_deref().unwrap_or("any"),
-                scope.networks_column().as_deref().unwrap_or("any"),
-                scope
-                    .expires
-                    .map_or("never".to_string(), crate::timefmt::rfc3339),
-            ));
+            details.push(scope_detail(scope));
             code.scope = scope.clone();
         }
         let action = if change.scope.is_some() {
@@ -645,18 +428,9 @@ impl Store {
         Ok(code)
     }
 
-    /// Revokes one of `owner`'s active codes: the hash is wiped, the row stays for the audit
-    /// trail. Revoking is never refused by the daily cap.
-    pub fn revoke(
-        &mut self,
-        owner: Owner<'_>,
-        which: &CodeRef,
-        by: &Changer<'_>,
-    ) -> Result<CodeInfo, Error> {
-        self.revoke_as(owner, which, by, "revoked")
-    }
-
-    fn revoke_as(
+    /// Revokes one of `owner`'s active codes, recording `action` (revoked, withdrawn): the hash
+    /// is wiped, the row stays for the audit trail. Never refused by the daily cap.
+    pub(super) fn revoke_as(
         &mut self,
         owner: Owner<'_>,
         which: &CodeRef,
@@ -753,10 +527,7 @@ impl Store {
             [],
         )
         .map_err(|e| classify(&path, &e))?;
-        let detail = format!(
-            "{removed} revoked app passwords, revoked up to {}",
-            crate::timefmt::rfc3339(revoked_before)
-        );
+        let detail = prune_detail(removed, revoked_before);
         record_event(&tx, &path, by, EventRecord::store_wide("pruned", &detail))?;
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(removed)
@@ -799,12 +570,8 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
-    /// Binds codes from before schema 5 (no `owner_uid`) to the uid their owner's name has now,
-    /// or to [`NO_ACCOUNT`] when it names none, with their events. The user database is asked
-    /// first, with no transaction open; then one short transaction writes every answer (through
-    /// a temporary table, one pass over each table however many names) and a `bound` event per
-    /// name. A name the database cannot answer for is postponed: its codes stay unbound, and
-    /// refused. apppw-ctl runs this in root's runs only.
+    /// See [`super::Store::bind_unowned`]: the write goes through a temporary table, one pass
+    /// over each table however many names.
     pub fn bind_unowned(
         &mut self,
         accounts: &impl Accounts,
@@ -828,14 +595,7 @@ impl Store {
             rows.collect::<Result<_, _>>()
                 .map_err(|e| classify(&path, &e))?
         };
-        let mut outcome = BindOutcome::default();
-        let mut answers = Vec::new();
-        for (user, codes) in unbound {
-            match accounts.uid_of(&user) {
-                Ok(uid) => answers.push((user, uid, codes)),
-                Err(e) => outcome.postponed.push((user, e.to_string())),
-            }
-        }
+        let (answers, outcome) = ask_about_unbound(unbound, accounts);
         if answers.is_empty() {
             return Ok(outcome);
         }
@@ -845,31 +605,18 @@ impl Store {
              DELETE FROM temp.binding;",
         )
         .map_err(|e| classify(&path, &e))?;
-        for (user, uid, codes) in &answers {
-            let owner_uid = uid.map_or(NO_ACCOUNT, i64::from);
+        for answer in &answers {
             tx.execute(
                 "INSERT INTO temp.binding (user, uid) VALUES (?1, ?2)",
-                params![user, owner_uid],
+                params![answer.user, answer.owner_uid()],
             )
             .map_err(|e| classify(&path, &e))?;
-            let detail = match uid {
-                Some(uid) => format!("{codes} app passwords bound to uid {uid} at upgrade"),
-                None => format!(
-                    "{codes} app passwords of a name with no account at upgrade; they never log in"
-                ),
-            };
+            let detail = binding_detail(answer.codes, answer.uid);
             record_event(
                 &tx,
                 &path,
                 by,
-                EventRecord {
-                    user: Some(user),
-                    owner_uid: Some(owner_uid),
-                    action: "bound",
-                    code_id: None,
-                    label: None,
-                    detail: Some(&detail),
-                },
+                EventRecord::binding(&answer.user, answer.owner_uid(), &detail),
             )?;
         }
         for table in ["app_passwords", "events"] {
@@ -885,62 +632,32 @@ impl Store {
         tx.execute("DELETE FROM temp.binding", [])
             .map_err(|e| classify(&path, &e))?;
         tx.commit().map_err(|e| classify(&path, &e))?;
-        for (user, uid, codes) in answers {
-            if codes > 0 {
-                outcome.bound.push(Binding {
-                    user,
-                    uid,
-                    codes: usize::try_from(codes).unwrap_or(usize::MAX),
-                });
-            }
-        }
-        Ok(outcome)
+        Ok(bound(answers, outcome))
     }
 
-    /// Codes (active and revoked) whose owner's name now resolves to another uid or to no
-    /// account: what `audit --orphans` shows and `prune --orphans` deletes. Codes not yet bound
-    /// to an account are not among them.
-    pub fn orphans(&self, accounts: &impl Accounts) -> Result<Vec<Orphan>, Error> {
+    /// Every code, active and revoked, ordered by user name (for the orphan check).
+    pub(super) fn every_code_by_user(&self) -> Result<Vec<CodeInfo>, Error> {
         let sql = format!("SELECT {CODE_INFO_COLUMNS} FROM app_passwords ORDER BY user, id");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
-        let codes: Vec<CodeInfo> = stmt
+        let codes = stmt
             .query_map([], code_info)
             .map_err(|e| self.err(&e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(&e))?;
-        let mut orphans = Vec::new();
-        let mut looked_up: Option<(String, Option<u32>)> = None;
-        for code in codes {
-            // Rows come ordered by name: one lookup per name.
-            let now_uid = match &looked_up {
-                Some((name, uid)) if *name == code.user => *uid,
-                _ => {
-                    let uid = accounts.uid_of(&code.user)?;
-                    looked_up = Some((code.user.clone(), uid));
-                    uid
-                }
-            };
-            // Unbound codes (NULL) are not orphans: their owner is not known yet.
-            if code.owner_uid.is_some() && code.owner_uid != now_uid.map(i64::from) {
-                orphans.push(Orphan { code, now_uid });
-            }
-        }
-        Ok(orphans)
+        Ok(codes)
     }
 
-    /// Deletes every row `orphans` lists, with its use history, in one transaction; the event
-    /// trail is kept. Returns what was deleted.
-    pub fn prune_orphans(
+    /// Deletes `orphans` with their use history in one transaction, each only if its row is
+    /// still as it was read (a row bound or changed meanwhile stays); returns what was deleted.
+    pub(super) fn delete_orphans(
         &mut self,
-        accounts: &impl Accounts,
+        orphans: Vec<Orphan>,
         by: &Changer<'_>,
     ) -> Result<Vec<Orphan>, Error> {
-        let orphans = self.orphans(accounts)?;
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let mut deleted = Vec::new();
         for orphan in orphans {
-            // Only if the row is still as it was read: a row bound or changed meanwhile stays.
             let gone = tx
                 .query_row(
                     "DELETE FROM app_passwords WHERE id = ?1 AND owner_uid IS ?2 RETURNING id",
@@ -958,10 +675,7 @@ impl Store {
                 deleted.push(orphan);
             }
         }
-        let detail = format!(
-            "{} app passwords of deleted or replaced accounts",
-            deleted.len()
-        );
+        let detail = orphans_pruned_detail(deleted.len());
         record_event(&tx, &path, by, EventRecord::store_wide("pruned", &detail))?;
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(deleted)
@@ -973,7 +687,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT service, rhost, first, last, count FROM code_uses WHERE code_id = ?1
+                "SELECT service, rhost, host, first, last, count FROM code_uses WHERE code_id = ?1
                  ORDER BY last DESC, first DESC",
             )
             .map_err(|e| self.err(&e))?;
@@ -982,9 +696,10 @@ impl Store {
                 Ok(UseEntry {
                     service: r.get(0)?,
                     rhost: r.get(1)?,
-                    first: r.get(2)?,
-                    last: r.get(3)?,
-                    count: r.get(4)?,
+                    host: r.get(2)?,
+                    first: r.get(3)?,
+                    last: r.get(4)?,
+                    count: r.get(5)?,
                 })
             })
             .map_err(|e| self.err(&e))?;
@@ -1007,61 +722,18 @@ impl Store {
             })
     }
 
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn err(&self, e: &rusqlite::Error) -> Error {
         classify(&self.path, e)
     }
 }
 
-/// Longest PAM item (service, remote host) a use record keeps, in bytes.
-const MAX_ITEM_BYTES: usize = 255;
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn bounded(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// What `bind_unowned` did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BindOutcome {
-    /// Names whose codes were bound.
-    pub bound: Vec<Binding>,
-    /// Names the user database could not answer for, and why.
-    pub postponed: Vec<(String, String)>,
-}
-
-/// What `bind_unowned` did for one name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Binding {
-    pub user: String,
-    /// The uid the name resolved to; `None`: no account.
-    pub uid: Option<u32>,
-    pub codes: usize,
-}
-
-/// A code whose owner is gone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Orphan {
-    pub code: CodeInfo,
-    /// What its owner's name resolves to now (`None`: no account).
-    pub now_uid: Option<u32>,
-}
-
-/// One (service, remote host) pair a code was used from. Empty text: the item was not set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UseEntry {
-    pub service: String,
-    pub rhost: String,
-    pub first: i64,
-    pub last: i64,
-    pub count: i64,
-}
-
 /// The login's two statements.
-impl LoginStore for Store {
+impl LoginStore for SqliteStore {
     fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error> {
         let mut stmt = self
             .conn
@@ -1090,9 +762,7 @@ impl LoginStore for Store {
     /// at most once per `min_interval`; the history keeps the `USE_HISTORY_LIMIT` pairs used
     /// most recently. One transaction, so a history never outgrows its bound.
     fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error> {
-        // PAM items are whatever the application passed: a row stays small whatever they are.
-        let service = record.service.map(|s| bounded(s, MAX_ITEM_BYTES));
-        let rhost = record.rhost.map(|s| bounded(s, MAX_ITEM_BYTES));
+        let (service, rhost, host) = record.bounded_items();
         let tx = self
             .conn
             .unchecked_transaction()
@@ -1100,30 +770,35 @@ impl LoginStore for Store {
         let changed = tx
             .execute(
                 "UPDATE app_passwords
-                 SET last_used = ?2, last_service = ?3, last_rhost = ?4, use_count = use_count + 1
+                 SET last_used = ?2, last_service = ?3, last_rhost = ?4, last_host = ?6,
+                     use_count = use_count + 1
                  WHERE id = ?1 AND revoked IS NULL
                    AND (last_used IS NULL OR last_used <= ?2 - ?5 OR last_used > ?2)",
-                params![id, record.now, service, rhost, record.min_interval],
+                params![id, record.now, service, rhost, record.min_interval, host],
             )
             .map_err(|e| self.err(&e))?;
-        let (service, rhost) = (service.unwrap_or(""), rhost.unwrap_or(""));
+        let (service, rhost, host) = (
+            service.unwrap_or(""),
+            rhost.unwrap_or(""),
+            host.unwrap_or(""),
+        );
         // Only for a code still active (the UPDATE above may also have been skipped by the
         // interval alone).
-        let new_pair = tx
+        let new_triple = tx
             .execute(
-                "INSERT INTO code_uses (code_id, service, rhost, first, last, count)
-                 SELECT ?1, ?2, ?3, ?4, ?4, 1
+                "INSERT INTO code_uses (code_id, service, rhost, host, first, last, count)
+                 SELECT ?1, ?2, ?3, ?6, ?4, ?4, 1
                  WHERE EXISTS (SELECT 1 FROM app_passwords WHERE id = ?1 AND revoked IS NULL)
-                 ON CONFLICT (code_id, service, rhost) DO UPDATE
+                 ON CONFLICT (code_id, service, rhost, host) DO UPDATE
                  SET last = excluded.last, count = count + 1
                  WHERE last <= excluded.last - ?5 OR last > excluded.last",
-                params![id, service, rhost, record.now, record.min_interval],
+                params![id, service, rhost, record.now, record.min_interval, host],
             )
             .map_err(|e| self.err(&e))?;
-        if new_pair == 1 {
+        if new_triple == 1 {
             tx.execute(
-                "DELETE FROM code_uses WHERE code_id = ?1 AND (service, rhost) NOT IN
-                     (SELECT service, rhost FROM code_uses WHERE code_id = ?1
+                "DELETE FROM code_uses WHERE code_id = ?1 AND (service, rhost, host) NOT IN
+                     (SELECT service, rhost, host FROM code_uses WHERE code_id = ?1
                       ORDER BY last DESC, first DESC LIMIT ?2)",
                 params![id, USE_HISTORY_LIMIT],
             )
@@ -1164,65 +839,6 @@ fn find_active(
     })
 }
 
-/// What an [`Edit`] changes; `None` leaves a part as it is.
-#[derive(Default)]
-pub struct Edit<'a> {
-    pub label: Option<&'a Label>,
-    pub scope: Option<&'a Scope>,
-    /// The limits the caller saw when it decided on this change (and on whether to ask for the
-    /// account password): if they changed since, the edit is refused rather than applied on top.
-    pub expected_scope: Option<&'a Scope>,
-}
-
-/// The parts of an event that are not the changer.
-#[derive(Clone, Copy)]
-struct EventRecord<'a> {
-    user: Option<&'a str>,
-    owner_uid: Option<i64>,
-    action: &'a str,
-    code_id: Option<i64>,
-    label: Option<&'a str>,
-    detail: Option<&'a str>,
-}
-
-impl<'a> EventRecord<'a> {
-    /// `action` on code `code_id` (labelled `label`) of `owner`, with nothing more to say.
-    fn about_code(owner: Owner<'a>, action: &'a str, code_id: i64, label: &'a str) -> Self {
-        EventRecord {
-            user: Some(owner.name),
-            owner_uid: Some(i64::from(owner.uid)),
-            action,
-            code_id: Some(code_id),
-            label: Some(label),
-            detail: None,
-        }
-    }
-
-    /// `action` on the store as a whole (no user, no code), with `detail`.
-    fn store_wide(action: &'a str, detail: &'a str) -> Self {
-        EventRecord {
-            user: None,
-            owner_uid: None,
-            action,
-            code_id: None,
-            label: None,
-            detail: Some(detail),
-        }
-    }
-
-    /// `action` on the code `code`, as its row says whose it is.
-    fn about_row(code: &'a CodeInfo, action: &'a str) -> Self {
-        EventRecord {
-            user: Some(&code.user),
-            owner_uid: code.owner_uid,
-            action,
-            code_id: Some(code.id),
-            label: Some(&code.label),
-            detail: None,
-        }
-    }
-}
-
 fn record_event(
     conn: &Connection,
     path: &Path,
@@ -1250,28 +866,23 @@ fn record_event(
     Ok(())
 }
 
-/// Refuses a creation or change once the changer made `daily_cap` of them in the last 24 hours,
-/// saying when the oldest of those falls out of the window.
+/// Refuses a creation or change once the changer reached their daily cap
+/// ([`daily_cap_verdict`]).
 fn check_daily_cap(conn: &Connection, path: &Path, by: &Changer<'_>) -> Result<(), Error> {
-    let Some(cap) = by.daily_cap else {
+    if by.daily_cap.is_none() {
         return Ok(());
-    };
+    }
     let (count, oldest): (i64, Option<i64>) = conn
         .query_row(
-            "SELECT count(*), min(time) FROM events
-             WHERE actor_uid = ?1 AND time > ?2 AND action IN ('created', 'renamed', 'edited')",
+            &format!(
+                "SELECT count(*), min(time) FROM events
+                 WHERE actor_uid = ?1 AND time > ?2 AND action IN {CAPPED_ACTIONS}"
+            ),
             params![by.uid, by.now - DAY_SECS],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(|e| classify(path, &e))?;
-    if count >= i64::from(cap) {
-        return Err(Error::DailyCapReached {
-            user: by.name.into(),
-            cap,
-            again_at: oldest.unwrap_or(by.now) + DAY_SECS,
-        });
-    }
-    Ok(())
+    daily_cap_verdict(by, count, oldest)
 }
 
 /// Opens `path` without following a symlink or opening a device (`O_PATH`) and returns what it

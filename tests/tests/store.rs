@@ -1,5 +1,7 @@
-//! The core against real SQLite files: minting, checking, renaming, revoking, and opening stores
-//! that are not what they should be.
+//! The store against real databases: minting, checking, renaming, revoking, the event trail and
+//! the use history, each test body run against an SQLite file and a real PostgreSQL server
+//! (`on_both_backends!`); then what only the SQLite file has: opening files that are not what they
+//! should be, schema upgrades, the WAL.
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +18,34 @@ use apppw_core::store::{BindOutcome, Binding, UseRecord};
 use apppw_core::{
     Access, Changer, CodeRef, Edit, EventsAbout, Label, Owner, Policy, RevokeScope, Store,
 };
+use apppw_tests::backend::{Backend, TestStore};
+use apppw_tests::{on_both_backends, require_root};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+
+on_both_backends!(
+    a_minted_code_logs_in_in_any_typing_and_only_for_its_user,
+    the_apppw_ctl_service_never_accepts_a_code,
+    last_use_is_recorded_at_most_once_a_minute,
+    revoked_codes_stop_working_and_keep_their_row,
+    hashes_are_wiped_on_revocation,
+    users_cannot_touch_each_others_codes_by_id,
+    labels_are_unique_among_active_codes_and_limits_hold,
+    rename_changes_only_the_label,
+    a_damaged_hash_is_an_error_not_a_match,
+    limits_refuse_only_after_the_code_verified_and_say_why,
+    the_policy_can_retire_unused_codes_and_close_services,
+    every_change_is_recorded_with_who_where_and_when_in_its_transaction,
+    a_change_that_cannot_be_recorded_is_not_made,
+    the_daily_cap_bounds_creations_and_changes_but_never_revocation,
+    an_edit_decided_on_stale_limits_is_refused,
+    a_withdrawn_code_is_revoked_and_says_why,
+    codes_follow_the_account_not_the_name,
+    lockdown_revokes_every_code_under_the_name_whoever_made_it,
+    the_use_history_keeps_the_most_recent_triples_and_no_more,
+    binding_goes_name_by_name_and_an_unanswered_name_waits,
+    a_use_record_keeps_pam_items_short,
+);
 
 const NOW: i64 = 1_800_000_000;
 
@@ -34,43 +62,39 @@ fn cheap_policy() -> Policy {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+    store: TestStore,
     rng: StdRng,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        // Stores live in directories nobody else can enter.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
-        let path = dir.path().join("apppw.db");
+    fn new(backend: Backend) -> Fixture {
         Fixture {
-            _dir: dir,
-            path,
+            store: TestStore::new(backend),
             rng: StdRng::seed_from_u64(42),
         }
     }
 
-    /// The store as apppw-ctl opens it (scratch: these temporary directories are not root's).
+    /// An SQLite fixture whose file does not exist yet (the SQLite-only tests make their own).
+    fn sqlite_uncreated() -> Fixture {
+        Fixture {
+            store: TestStore::sqlite_uncreated(),
+            rng: StdRng::seed_from_u64(42),
+        }
+    }
+
+    /// The SQLite file (the SQLite-only tests).
+    fn path(&self) -> PathBuf {
+        self.store.sqlite_path().to_path_buf()
+    }
+
+    /// The store as apppw-ctl opens it.
     fn manage(&self) -> Store {
-        Store::open_scratch(
-            &self.path,
-            Access::Manage {
-                create: true,
-                upgrade: true,
-            },
-        )
-        .unwrap()
+        self.store.manage()
     }
 
     /// The store as the PAM module opens it.
     fn login_store(&self) -> Store {
-        Store::open_scratch(&self.path, Access::Login).unwrap()
+        self.store.login_store()
     }
 
     fn mint(&mut self, user: &str, label: &str) -> Minted {
@@ -80,6 +104,7 @@ impl Fixture {
 
     fn login(&self, user: &str, token: &[u8]) -> Decision {
         let attempt = LoginAttempt {
+            host: Some("mx1"),
             user: user.as_bytes(),
             token,
             service: Some("imap"),
@@ -147,9 +172,8 @@ fn accepted_id(decision: &Decision) -> Option<i64> {
     }
 }
 
-#[test]
-fn a_minted_code_logs_in_in_any_typing_and_only_for_its_user() {
-    let mut f = Fixture::new();
+fn a_minted_code_logs_in_in_any_typing_and_only_for_its_user(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Phone mail");
     let shown = minted.code.display_grouped();
     assert_eq!(
@@ -178,11 +202,11 @@ fn a_minted_code_logs_in_in_any_typing_and_only_for_its_user() {
     );
 }
 
-#[test]
-fn the_apppw_ctl_service_never_accepts_a_code() {
-    let mut f = Fixture::new();
+fn the_apppw_ctl_service_never_accepts_a_code(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Phone");
     let attempt = LoginAttempt {
+        host: None,
         user: b"alice",
         token: minted.code.as_bytes(),
         service: Some("apppw-ctl"),
@@ -195,12 +219,12 @@ fn the_apppw_ctl_service_never_accepts_a_code() {
     );
 }
 
-#[test]
-fn last_use_is_recorded_at_most_once_a_minute() {
-    let mut f = Fixture::new();
+fn last_use_is_recorded_at_most_once_a_minute(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Phone");
     for (now, expect_written) in [(NOW, true), (NOW + 30, false), (NOW + 61, true)] {
         let attempt = LoginAttempt {
+            host: None,
             user: b"alice",
             token: minted.code.as_bytes(),
             service: Some("smtp"),
@@ -220,9 +244,8 @@ fn last_use_is_recorded_at_most_once_a_minute() {
     assert_eq!(listed[0].use_count, 2);
 }
 
-#[test]
-fn revoked_codes_stop_working_and_keep_their_row() {
-    let mut f = Fixture::new();
+fn revoked_codes_stop_working_and_keep_their_row(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let phone = f.mint("alice", "Phone");
     let laptop = f.mint("alice", "Laptop");
     let printer = f.mint("alice", "Printer");
@@ -284,27 +307,21 @@ fn revoked_codes_stop_working_and_keep_their_row() {
     );
 }
 
-#[test]
-fn hashes_are_wiped_on_revocation() {
-    let mut f = Fixture::new();
+fn hashes_are_wiped_on_revocation(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let phone = f.mint("alice", "Phone");
     f.manage()
         .revoke(ALICE, &CodeRef::Id(phone.id), &Changer::root(NOW))
         .unwrap();
-    let conn = rusqlite::Connection::open(&f.path).unwrap();
-    let hash: Option<String> = conn
-        .query_row(
-            "SELECT hash FROM app_passwords WHERE id = ?1",
-            [phone.id],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(hash, None);
+    let hashes = f.store.raw_i64(&format!(
+        "SELECT count(*) FROM app_passwords WHERE id = {} AND hash IS NOT NULL",
+        phone.id
+    ));
+    assert_eq!(hashes, 0);
 }
 
-#[test]
-fn users_cannot_touch_each_others_codes_by_id() {
-    let mut f = Fixture::new();
+fn users_cannot_touch_each_others_codes_by_id(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let alices = f.mint("alice", "Phone");
     let mut store = f.manage();
     let err = store
@@ -326,9 +343,8 @@ fn users_cannot_touch_each_others_codes_by_id() {
     );
 }
 
-#[test]
-fn labels_are_unique_among_active_codes_and_limits_hold() {
-    let mut f = Fixture::new();
+fn labels_are_unique_among_active_codes_and_limits_hold(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let first = f.mint("alice", "Phone");
     let mut store = f.manage();
     let err = mint_in(&mut store, "alice", "Phone", &mut f.rng)
@@ -351,9 +367,8 @@ fn labels_are_unique_among_active_codes_and_limits_hold() {
     assert_eq!(store.list(ALICE, false).unwrap().len(), 3);
 }
 
-#[test]
-fn rename_changes_only_the_label() {
-    let mut f = Fixture::new();
+fn rename_changes_only_the_label(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let phone = f.mint("alice", "Phone");
     f.mint("alice", "Laptop");
     let mut store = f.manage();
@@ -384,10 +399,10 @@ fn rename_changes_only_the_label() {
 #[test]
 fn every_older_schema_version_upgrades_to_the_latest() {
     for start in 0..LATEST_VERSION {
-        let f = Fixture::new();
+        let f = Fixture::sqlite_uncreated();
         {
-            std::fs::File::create(&f.path).unwrap();
-            let mut conn = rusqlite::Connection::open(&f.path).unwrap();
+            std::fs::File::create(f.path()).unwrap();
+            let mut conn = rusqlite::Connection::open(f.path()).unwrap();
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .unwrap();
             migrate(&mut conn, start).unwrap();
@@ -402,14 +417,14 @@ fn every_older_schema_version_upgrades_to_the_latest() {
             }
         }
         if start > 0 {
-            let err = Store::open_scratch(&f.path, Access::Login).err().unwrap();
+            let err = Store::open_scratch(&f.path(), Access::Login).err().unwrap();
             assert!(matches!(err, Error::SchemaOutdated { .. }), "{err}");
         }
         {
             // What apppw-ctl does on every store it opens: upgrade, then bind old codes to the
             // uid their owner's name has now.
             let mut store = Store::open_scratch(
-                &f.path,
+                &f.path(),
                 Access::Manage {
                     create: false,
                     upgrade: true,
@@ -430,12 +445,12 @@ fn every_older_schema_version_upgrades_to_the_latest() {
             let again = store.bind_unowned(&ACCOUNTS, &Changer::root(NOW)).unwrap();
             assert_eq!(again, BindOutcome::default());
         }
-        let conn = rusqlite::Connection::open(&f.path).unwrap();
+        let conn = rusqlite::Connection::open(f.path()).unwrap();
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, LATEST_VERSION);
-        let store = Store::open_scratch(&f.path, Access::Login).unwrap();
+        let store = Store::open_scratch(&f.path(), Access::Login).unwrap();
         let rows = store.list(ALICE, true).unwrap();
         if start >= 1 {
             assert_eq!(
@@ -460,8 +475,9 @@ fn open_error(path: &Path, access: Access) -> Error {
 #[test]
 fn things_that_are_not_a_store_are_refused_by_both_sides() {
     type Make = Box<dyn Fn(&Path)>;
-    let f = Fixture::new();
-    let dir = f.path.parent().unwrap();
+    let f = Fixture::sqlite_uncreated();
+    let path = f.path();
+    let dir = path.parent().unwrap();
     let cases: Vec<(&str, Make)> = vec![
         ("empty", Box::new(|p| std::fs::write(p, b"").unwrap())),
         (
@@ -552,14 +568,12 @@ fn things_that_are_not_a_store_are_refused_by_both_sides() {
     assert!(!missing.exists(), "a login must never create a store");
 }
 
-#[test]
-fn a_damaged_hash_is_an_error_not_a_match() {
-    let mut f = Fixture::new();
+fn a_damaged_hash_is_an_error_not_a_match(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let phone = f.mint("alice", "Phone");
-    let conn = rusqlite::Connection::open(&f.path).unwrap();
-    conn.execute("UPDATE app_passwords SET hash = 'garbage'", [])
-        .unwrap();
+    f.store.raw("UPDATE app_passwords SET hash = 'garbage'");
     let attempt = LoginAttempt {
+        host: None,
         user: b"alice",
         token: phone.code.as_bytes(),
         service: None,
@@ -572,9 +586,8 @@ fn a_damaged_hash_is_an_error_not_a_match() {
     ));
 }
 
-#[test]
-fn limits_refuse_only_after_the_code_verified_and_say_why() {
-    let mut f = Fixture::new();
+fn limits_refuse_only_after_the_code_verified_and_say_why(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let label = Label::new("Scoped").unwrap();
     let scope = Scope {
         services: vec!["imap".into()],
@@ -599,6 +612,7 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
     };
     let attempt = |service, rhost, now, token: &[u8]| {
         let a = LoginAttempt {
+            host: None,
             user: b"alice",
             token,
             service: Some(service),
@@ -659,15 +673,15 @@ fn limits_refuse_only_after_the_code_verified_and_say_why() {
     );
 }
 
-#[test]
-fn the_policy_can_retire_unused_codes_and_close_services() {
-    let mut f = Fixture::new();
+fn the_policy_can_retire_unused_codes_and_close_services(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Phone");
     let policy = Policy {
         expire_unused: Some(30 * 86_400),
         ..Policy::default()
     };
     let attempt = |now, service| LoginAttempt {
+        host: None,
         user: b"alice",
         token: minted.code.as_bytes(),
         service: Some(service),
@@ -719,9 +733,8 @@ fn the_policy_can_retire_unused_codes_and_close_services() {
     );
 }
 
-#[test]
-fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
-    let mut f = Fixture::new();
+fn every_change_is_recorded_with_who_where_and_when_in_its_transaction(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let mut store = f.manage();
     let label = Label::new("Phone").unwrap();
     let request = MintRequest {
@@ -794,17 +807,21 @@ fn every_change_is_recorded_with_who_where_and_when_in_its_transaction() {
     );
 }
 
-#[test]
-fn a_change_that_cannot_be_recorded_is_not_made() {
-    let mut f = Fixture::new();
+fn a_change_that_cannot_be_recorded_is_not_made(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Phone");
     // Stand-in for a trail that cannot take a row (a full disk, say): the change rolls back.
-    let conn = rusqlite::Connection::open(&f.path).unwrap();
-    conn.execute_batch(
-        "CREATE TRIGGER no_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'no room'); END;",
-    )
-    .unwrap();
-    drop(conn);
+    f.store.raw_batch(match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER no_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'no room'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION no_room() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'no room'; END $$;
+             CREATE TRIGGER no_events BEFORE INSERT ON events
+                 FOR EACH ROW EXECUTE FUNCTION no_room();"
+        }
+    });
     let mut store = f.manage();
     let which = CodeRef::Id(minted.id);
     assert!(store.revoke(ALICE, &which, &alice_at(NOW + 1)).is_err());
@@ -823,9 +840,8 @@ fn a_change_that_cannot_be_recorded_is_not_made() {
     assert_eq!(codes[0].label, "Phone");
 }
 
-#[test]
-fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
-    let mut f = Fixture::new();
+fn the_daily_cap_bounds_creations_and_changes_but_never_revocation(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let mut store = f.manage();
     let capped = |now| Changer {
         daily_cap: Some(3),
@@ -892,9 +908,8 @@ fn the_daily_cap_bounds_creations_and_changes_but_never_revocation() {
     assert_eq!(store.list(ALICE, true).unwrap().len(), 4);
 }
 
-#[test]
-fn an_edit_decided_on_stale_limits_is_refused() {
-    let mut f = Fixture::new();
+fn an_edit_decided_on_stale_limits_is_refused(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Phone");
     let mut store = f.manage();
     let which = CodeRef::Id(minted.id);
@@ -923,9 +938,8 @@ fn an_edit_decided_on_stale_limits_is_refused() {
     assert_eq!(store.find(ALICE, &which).unwrap().scope, imap);
 }
 
-#[test]
-fn a_withdrawn_code_is_revoked_and_says_why() {
-    let mut f = Fixture::new();
+fn a_withdrawn_code_is_revoked_and_says_why(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let minted = f.mint("alice", "Lost");
     let mut store = f.manage();
     let withdrawn = store
@@ -946,7 +960,7 @@ fn a_withdrawn_code_is_revoked_and_says_why() {
 
 #[test]
 fn the_wal_is_truncated_after_checkpoints() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::sqlite_uncreated();
     let minted = f.mint("alice", "Phone");
     let mut store = f.manage();
     let which = CodeRef::Id(minted.id);
@@ -959,7 +973,7 @@ fn the_wal_is_truncated_after_checkpoints() {
     drop(store);
     let store = f.manage();
     let wal_limit: i64 = 4 << 20;
-    let mut wal = f.path.as_os_str().to_owned();
+    let mut wal = f.path().as_os_str().to_owned();
     wal.push("-wal");
     let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert!(
@@ -972,21 +986,19 @@ fn the_wal_is_truncated_after_checkpoints() {
 /// `Store::open` (the module's and apppw-ctl's way in) checks the file it opened: owner, group,
 /// mode and type, whatever the path showed a moment before.
 #[test]
-#[ignore = "needs root: the store's directories must be root's (CI runs it)"]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn the_trusted_open_checks_the_file_it_opened() {
-    assert!(
-        nix::unistd::getuid().is_root(),
-        "run as root: `cargo test -- --include-ignored` under sudo"
-    );
-    let mut f = Fixture::new();
+    require_root("the store's directories must be root's");
+    let mut f = Fixture::sqlite_uncreated();
     let phone = f.mint("alice", "Phone");
-    let opened = Store::open(&f.path, Access::Login).unwrap();
+    let opened = Store::open(&f.path(), Access::Login).unwrap();
     assert!(matches!(
         check_login(
             &opened,
             &ACCOUNTS,
             &Policy::default(),
             &LoginAttempt {
+                host: None,
                 user: b"alice",
                 token: phone.code.as_bytes(),
                 service: None,
@@ -997,28 +1009,29 @@ fn the_trusted_open_checks_the_file_it_opened() {
         Ok(Decision::Accepted { .. })
     ));
     drop(opened);
-    let unsafe_open = |what: &str| match Store::open(&f.path, Access::Login) {
+    let unsafe_open = |what: &str| match Store::open(&f.path(), Access::Login) {
         Err(Error::UnsafePath(e)) => e.to_string(),
         other => panic!("{what}: {:?}", other.err()),
     };
     let mode = |m: u32| {
-        std::fs::set_permissions(&f.path, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+        std::fs::set_permissions(f.path(), std::os::unix::fs::PermissionsExt::from_mode(m))
+            .unwrap();
     };
     mode(0o664);
     assert!(unsafe_open("world-readable").contains("with mode 664"));
     mode(0o660);
-    std::os::unix::fs::chown(&f.path, Some(1), None).unwrap();
+    std::os::unix::fs::chown(f.path(), Some(1), None).unwrap();
     assert!(unsafe_open("owned by daemon").contains("owned by 1:0"));
-    std::os::unix::fs::chown(&f.path, Some(0), None).unwrap();
-    let real = f.path.with_extension("real");
-    std::fs::rename(&f.path, &real).unwrap();
-    std::os::unix::fs::symlink(&real, &f.path).unwrap();
+    std::os::unix::fs::chown(f.path(), Some(0), None).unwrap();
+    let real = f.path().with_extension("real");
+    std::fs::rename(f.path(), &real).unwrap();
+    std::os::unix::fs::symlink(&real, f.path()).unwrap();
     assert!(unsafe_open("symlink").contains("never follows a symlink"));
-    std::fs::remove_file(&f.path).unwrap();
-    std::fs::rename(&real, &f.path).unwrap();
+    std::fs::remove_file(f.path()).unwrap();
+    std::fs::rename(&real, f.path()).unwrap();
     assert!(
         Store::open(
-            &f.path,
+            &f.path(),
             Access::Manage {
                 create: false,
                 upgrade: true
@@ -1033,7 +1046,7 @@ fn the_trusted_open_checks_the_file_it_opened() {
 /// Every open either refuses or reads the genuine file; before SQLite's own descriptor was
 /// checked, about half the opens read the foreign copy.
 #[test]
-#[ignore = "needs root: the store's directories must be root's (CI runs it)"]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
 fn a_store_swapped_while_it_opens_is_never_read() {
     use std::sync::atomic::{AtomicBool, Ordering};
     /// Stops the swapping thread however the test ends (a failed assertion included).
@@ -1043,14 +1056,11 @@ fn a_store_swapped_while_it_opens_is_never_read() {
             self.0.store(true, Ordering::Relaxed);
         }
     }
-    assert!(
-        nix::unistd::getuid().is_root(),
-        "run as root: `cargo test -- --include-ignored` under sudo"
-    );
-    let mut f = Fixture::new();
+    require_root("the store's directories must be root's");
+    let mut f = Fixture::sqlite_uncreated();
     f.mint("alice", "Genuine");
-    let foreign = f.path.with_extension("foreign");
-    std::fs::copy(&f.path, &foreign).unwrap();
+    let foreign = f.path().with_extension("foreign");
+    std::fs::copy(f.path(), &foreign).unwrap();
     rusqlite::Connection::open(&foreign)
         .unwrap()
         .execute("UPDATE app_passwords SET label = 'Foreign'", [])
@@ -1063,7 +1073,7 @@ fn a_store_swapped_while_it_opens_is_never_read() {
             while !stop.load(Ordering::Relaxed) {
                 let _ = nix::fcntl::renameat2(
                     None,
-                    &f.path,
+                    &f.path(),
                     None,
                     &foreign,
                     nix::fcntl::RenameFlags::RENAME_EXCHANGE,
@@ -1073,7 +1083,7 @@ fn a_store_swapped_while_it_opens_is_never_read() {
         let _stop = StopOnDrop(&stop);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while std::time::Instant::now() < deadline {
-            match Store::open(&f.path, Access::Login) {
+            match Store::open(&f.path(), Access::Login) {
                 Ok(store) => {
                     let labels: Vec<String> = store
                         .audit(None)
@@ -1104,16 +1114,16 @@ impl Accounts for Named {
     }
 }
 
-#[test]
-fn codes_follow_the_account_not_the_name() {
+fn codes_follow_the_account_not_the_name(backend: Backend) {
     const NEW_ALICE: Owner<'static> = Owner {
         name: "alice",
         uid: 2000,
     };
-    let mut f = Fixture::new();
+    let mut f = Fixture::new(backend);
     let old = f.mint("alice", "Phone");
     let login_with = |accounts: &Named| {
         let attempt = LoginAttempt {
+            host: None,
             user: b"alice",
             token: old.code.as_bytes(),
             service: Some("imap"),
@@ -1174,6 +1184,7 @@ fn codes_follow_the_account_not_the_name() {
     assert_eq!(store.audit(Some("alice")).unwrap().len(), 1);
     drop(store);
     let attempt = LoginAttempt {
+        host: None,
         user: b"alice",
         token: new.code.as_bytes(),
         service: None,
@@ -1190,19 +1201,16 @@ fn codes_follow_the_account_not_the_name() {
     assert_eq!((orphans[0].code.id, orphans[0].now_uid), (new.id, None));
 }
 
-#[test]
-fn lockdown_revokes_every_code_under_the_name_whoever_made_it() {
-    let mut f = Fixture::new();
+fn lockdown_revokes_every_code_under_the_name_whoever_made_it(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let a = f.mint("alice", "Phone");
     let b = f.mint("alice", "Laptop");
     let bobs = f.mint("bob", "Phone");
     // A code of an earlier alice (uid 999), still active.
-    let conn = rusqlite::Connection::open(&f.path).unwrap();
-    conn.execute(
-        "UPDATE app_passwords SET owner_uid = 999 WHERE id = ?1",
-        [b.id],
-    )
-    .unwrap();
+    f.store.raw(&format!(
+        "UPDATE app_passwords SET owner_uid = 999 WHERE id = {}",
+        b.id
+    ));
     let mut store = f.manage();
     let revoked = store
         .revoke_all(
@@ -1226,9 +1234,8 @@ fn lockdown_revokes_every_code_under_the_name_whoever_made_it() {
     assert_eq!(actions.iter().filter(|a| *a == "locked down").count(), 2);
 }
 
-#[test]
-fn the_use_history_keeps_the_most_recent_pairs_and_no_more() {
-    let mut f = Fixture::new();
+fn the_use_history_keeps_the_most_recent_triples_and_no_more(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let phone = f.mint("alice", "Phone");
     let store = f.login_store();
     // 10,000 uses from rotating addresses, a second apart.
@@ -1238,31 +1245,31 @@ fn the_use_history_keeps_the_most_recent_pairs_and_no_more() {
             now: NOW + i,
             service: Some(if i % 2 == 0 { "imap" } else { "smtp" }),
             rhost: Some(&rhost),
+            host: Some(if i % 2 == 0 { "mx1" } else { "mx2" }),
             min_interval: apppw_core::login::RECORD_INTERVAL_SECS,
         };
         store.record_use(phone.id, &record).unwrap();
     }
     let uses = f.manage().uses(phone.id).unwrap();
     assert_eq!(uses.len(), usize::try_from(USE_HISTORY_LIMIT).unwrap());
-    // The newest first: the last use was i = 9999, from .249 over smtp.
+    // The newest first: the last use was i = 9999, from .249 over smtp, seen by mx2.
     assert_eq!(
         (
             uses[0].service.as_str(),
             uses[0].rhost.as_str(),
+            uses[0].host.as_str(),
             uses[0].last
         ),
-        ("smtp", "198.51.100.249", NOW + 9_999)
+        ("smtp", "198.51.100.249", "mx2", NOW + 9_999)
     );
     // 250 addresses rotate through 20 places: each pair was dropped before it came back.
     assert!(uses.iter().all(|u| u.count == 1), "{uses:?}");
-    let rows: i64 = rusqlite::Connection::open(&f.path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM code_uses", [], |r| r.get(0))
-        .unwrap();
+    let rows = f.store.raw_i64("SELECT count(*) FROM code_uses");
     assert_eq!(rows, USE_HISTORY_LIMIT);
-    // A real login adds its pair at the top; a repeat within the minute is not written again.
+    // A real login adds its triple at the top; a repeat within the minute is not written again.
     for _ in 0..2 {
         let attempt = LoginAttempt {
+            host: Some("mx3"),
             user: b"alice",
             token: phone.code.as_bytes(),
             service: Some("pop3"),
@@ -1277,10 +1284,16 @@ fn the_use_history_keeps_the_most_recent_pairs_and_no_more() {
         (
             uses[0].service.as_str(),
             uses[0].rhost.as_str(),
+            uses[0].host.as_str(),
             uses[0].count
         ),
-        ("pop3", "192.0.2.99", 1)
+        ("pop3", "192.0.2.99", "mx3", 1)
     );
+    let last = f.manage().list(ALICE, false).unwrap()[0]
+        .last_used
+        .clone()
+        .unwrap();
+    assert_eq!(last.host.as_deref(), Some("mx3"));
 }
 
 /// A user database that cannot answer for one name.
@@ -1298,21 +1311,18 @@ impl Accounts for DownFor {
     }
 }
 
-/// Makes the store at `path` look as if written before schema 5: every row unbound.
-fn unbind_everything(path: &Path) {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(
+/// Makes the store look as if written before schema 5: every row unbound.
+fn unbind_everything(store: &TestStore) {
+    store.raw_batch(
         "UPDATE app_passwords SET owner_uid = NULL; UPDATE events SET owner_uid = NULL;",
-    )
-    .unwrap();
+    );
 }
 
-#[test]
-fn binding_goes_name_by_name_and_an_unanswered_name_waits() {
-    let mut f = Fixture::new();
+fn binding_goes_name_by_name_and_an_unanswered_name_waits(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let alices = f.mint("alice", "Phone");
     let bobs = f.mint("bob", "Phone");
-    unbind_everything(&f.path);
+    unbind_everything(&f.store);
     // Unbound codes log in for nobody, and are not orphans (their owner is not known yet).
     assert!(accepted_id(&f.login("alice", alices.code.as_bytes())).is_none());
     let mut store = f.manage();
@@ -1366,16 +1376,16 @@ fn binding_goes_name_by_name_and_an_unanswered_name_waits() {
 
 #[test]
 fn a_store_from_before_is_upgraded_only_when_asked() {
-    let f = Fixture::new();
+    let f = Fixture::sqlite_uncreated();
     {
-        std::fs::File::create(&f.path).unwrap();
-        let mut conn = rusqlite::Connection::open(&f.path).unwrap();
+        std::fs::File::create(f.path()).unwrap();
+        let mut conn = rusqlite::Connection::open(f.path()).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();
         migrate(&mut conn, 4).unwrap();
     }
     let refused = Store::open_scratch(
-        &f.path,
+        &f.path(),
         Access::Manage {
             create: false,
             upgrade: false,
@@ -1387,7 +1397,7 @@ fn a_store_from_before_is_upgraded_only_when_asked() {
     ));
     drop(f.manage());
     let upgraded = Store::open_scratch(
-        &f.path,
+        &f.path(),
         Access::Manage {
             create: false,
             upgrade: false,
@@ -1396,20 +1406,21 @@ fn a_store_from_before_is_upgraded_only_when_asked() {
     assert!(upgraded.is_ok());
 }
 
-#[test]
-fn a_use_record_keeps_pam_items_short() {
-    let mut f = Fixture::new();
+fn a_use_record_keeps_pam_items_short(backend: Backend) {
+    let mut f = Fixture::new(backend);
     let phone = f.mint("alice", "Phone");
     let huge = "9".repeat(1 << 20);
     let record = UseRecord {
         now: NOW,
         service: Some("imap"),
         rhost: Some(&huge),
+        host: Some(&huge),
         min_interval: 60,
     };
     assert!(f.login_store().record_use(phone.id, &record).unwrap());
     let uses = f.manage().uses(phone.id).unwrap();
     assert_eq!(uses[0].rhost.len(), 255);
+    assert_eq!(uses[0].host.len(), 255);
     let listed = f.manage().list(ALICE, false).unwrap();
     assert_eq!(
         listed[0]
@@ -1430,8 +1441,189 @@ fn a_use_record_keeps_pam_items_short() {
         now: NOW + 1000,
         service: Some("pop3"),
         rhost: None,
+        host: None,
         min_interval: 60,
     };
     assert!(!f.login_store().record_use(phone.id, &later).unwrap());
     assert_eq!(f.manage().uses(phone.id).unwrap().len(), 1);
+}
+
+// PostgreSQL only: what the roles may do, the schema's version, and an outage.
+
+/// The module's role can find candidates and record a use, and nothing else: it cannot mint,
+/// un-revoke, rewrite a code or its limits, read the table, or touch the trail.
+#[test]
+fn the_modules_database_role_can_neither_mint_nor_unrevoke() {
+    let mut f = Fixture::new(Backend::Postgres);
+    let phone = f.mint("alice", "Phone");
+    let revoked = f.mint("alice", "Old");
+    f.manage()
+        .revoke(ALICE, &CodeRef::Id(revoked.id), &Changer::root(NOW))
+        .unwrap();
+    // What it is for works through the role.
+    assert_eq!(
+        accepted_id(&f.login("alice", phone.code.as_bytes())),
+        Some(phone.id)
+    );
+    let mut mail = f.store.connect_as(apppw_tests::backend::MAIL_ROLE);
+    let attacks = [
+        "INSERT INTO app_passwords (\"user\", label, lookup_tag, hash, created, owner_uid)
+         VALUES ('alice', 'Mine', 1, '$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA', 1, 1000)",
+        &format!(
+            "UPDATE app_passwords SET revoked = NULL, hash = 'x' WHERE id = {}",
+            revoked.id
+        ),
+        &format!(
+            "UPDATE app_passwords SET expires = NULL WHERE id = {}",
+            phone.id
+        ),
+        &format!(
+            "UPDATE app_passwords SET last_used = 0 WHERE id = {}",
+            phone.id
+        ),
+        "SELECT hash FROM app_passwords",
+        "DELETE FROM events",
+        "INSERT INTO events (time, actor_uid, actor, origin, action) VALUES (1, 0, 'x', 'x', 'x')",
+        "DELETE FROM code_uses",
+        "UPDATE store_info SET version = 99",
+        "CREATE TABLE apppw.mine (x int)",
+        "CREATE FUNCTION apppw.login_candidates(text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ];
+    for attack in attacks {
+        let err = mail
+            .batch_execute(attack)
+            .err()
+            .unwrap_or_else(|| panic!("allowed: {attack}"));
+        assert_eq!(
+            err.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{attack}: {err}"
+        );
+    }
+    let still = f.manage().list(ALICE, true).unwrap();
+    assert_eq!(still.len(), 2);
+    assert!(
+        still
+            .iter()
+            .any(|c| c.id == revoked.id && c.revoked.is_some())
+    );
+    // The functions return only what a login needs, for the (user, tag) it names.
+    let rows = mail
+        .query("SELECT * FROM login_candidates('alice', 0)", &[])
+        .unwrap();
+    assert!(rows.len() <= 1);
+}
+
+/// apppw-ctl's role makes every change but cannot alter the schema.
+#[test]
+fn apppw_ctls_database_role_cannot_change_the_schema() {
+    let f = Fixture::new(Backend::Postgres);
+    let mut ctl = f.store.connect_as(apppw_tests::backend::CTL_ROLE);
+    for attack in [
+        "ALTER TABLE app_passwords DROP CONSTRAINT app_passwords_check",
+        "DROP TABLE events",
+        "UPDATE store_info SET version = 99",
+        "CREATE OR REPLACE FUNCTION record_use(bigint, bigint, text, text, text, bigint)
+         RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+    ] {
+        let err = ctl
+            .batch_execute(attack)
+            .err()
+            .unwrap_or_else(|| panic!("allowed: {attack}"));
+        assert_eq!(
+            err.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{attack}: {err}"
+        );
+    }
+}
+
+/// `init` is idempotent and says what it made; a newer schema is refused by every side and left
+/// alone; a database without the schema says how to make it.
+#[test]
+fn the_postgresql_schema_version_is_checked_like_sqlites() {
+    use apppw_core::schema::PG_LATEST_VERSION;
+    use apppw_core::store::{PgStore, PgTarget, StoreTarget};
+    let f = Fixture::new(Backend::Postgres);
+    let admin = PgTarget::parse(&f.store.superuser_url(), false).unwrap();
+    let again = PgStore::initialize(&admin).unwrap();
+    assert!(again.created_roles.is_empty(), "{again:?}");
+    assert_eq!(
+        (again.version_before, again.version_after),
+        (PG_LATEST_VERSION, PG_LATEST_VERSION)
+    );
+    f.store.raw("UPDATE store_info SET version = 99");
+    for access in [
+        Access::Login,
+        Access::Manage {
+            create: false,
+            upgrade: true,
+        },
+    ] {
+        let role = match access {
+            Access::Login => apppw_tests::backend::MAIL_ROLE,
+            Access::Manage { .. } => apppw_tests::backend::CTL_ROLE,
+        };
+        let err = Store::open_target(&f.store.target_for(role), access)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, Error::DatabaseSchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade apppw"), "{err}");
+    }
+    let err = PgStore::initialize(&admin).err().unwrap();
+    assert!(
+        matches!(err, Error::DatabaseSchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        f.store.raw_i64("SELECT version::bigint FROM store_info"),
+        99
+    );
+    f.store.raw("DROP SCHEMA apppw CASCADE");
+    let target = f.store.target_for(apppw_tests::backend::MAIL_ROLE);
+    let err = Store::open_target(&target, Access::Login).err().unwrap();
+    assert!(matches!(err, Error::DatabaseNotAStore { .. }), "{err}");
+    assert!(err.to_string().contains("apppw-ctl init"), "{err}");
+    assert!(matches!(target, StoreTarget::Postgres(_)));
+}
+
+/// A stopped server is an outage, reported within the deadline, never a wrong password and never
+/// success; the password in the URL appears in no message.
+#[test]
+fn a_stopped_postgresql_is_unavailable_fast_and_says_where() {
+    let mut f = Fixture::new(Backend::Postgres);
+    let phone = f.mint("alice", "Phone");
+    let open = f.login_store();
+    f.store.server().stop();
+    let attempt = LoginAttempt {
+        host: Some("mx1"),
+        user: b"alice",
+        token: phone.code.as_bytes(),
+        service: Some("imap"),
+        rhost: None,
+        now: NOW,
+    };
+    let started = std::time::Instant::now();
+    let during = check_login(&open, &ACCOUNTS, &Policy::default(), &attempt);
+    let err = during.expect_err("an outage is an error, never a decision");
+    assert!(matches!(err, Error::DatabaseUnavailable { .. }), "{err}");
+    let target = f.store.target_for(apppw_tests::backend::MAIL_ROLE);
+    let err = Store::open_target(&target, Access::Login).err().unwrap();
+    assert!(matches!(err, Error::DatabaseUnavailable { .. }), "{err}");
+    assert!(
+        started.elapsed() < apppw_core::store::DEFAULT_CONNECT_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(!text.contains(apppw_tests::backend::MAIL_ROLE.1), "{text}");
+    f.store.server().start_again();
+    assert_eq!(
+        accepted_id(&f.login("alice", phone.code.as_bytes())),
+        Some(phone.id)
+    );
 }

@@ -1,0 +1,623 @@
+//! Where a store is (`sqlite:/path` or `postgresql://...`), and the connection to a PostgreSQL
+//! store: TLS always on and verified, one deadline over connecting (TCP, TLS and authentication
+//! together) and one over every statement, no thread, and errors a person can act on.
+//!
+//! The synchronous `postgres` crate cannot bound the TLS handshake and the authentication (its
+//! `connect_timeout` covers TCP only: docs/POSTGRESQL.md), so this drives `tokio-postgres` on a
+//! current-thread runtime of its own, inside `tokio::time::timeout`. The runtime runs only while
+//! a call waits; it starts no thread (host names are the exception: tokio resolves them on a
+//! thread, which is why the PAM module is given addresses, see [`PgTarget::parse`]).
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use crate::error::Error;
+use crate::postgres_tls::{TrustAnchors, connector};
+
+/// The connect deadline unless the connection string says `connect_timeout=`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest `connect_timeout=` accepted: a login must not wait longer for an outage to show.
+const MAX_CONNECT_TIMEOUT_SECS: u64 = 30;
+
+/// Which store to open.
+#[derive(Clone, Debug)]
+pub enum StoreTarget {
+    /// The SQLite file at this path.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(Box<PgTarget>),
+}
+
+impl StoreTarget {
+    /// Parses `sqlite:/absolute/path` or a `postgresql://` URL (see [`PgTarget::parse`]).
+    /// `for_module`: the PAM module's target, which must name hosts by address.
+    pub fn parse(text: &str, for_module: bool) -> Result<StoreTarget, Error> {
+        let text = text.trim();
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(Error::StoreTarget {
+                    given: text.into(),
+                    problem: "an SQLite store is named by an absolute path: sqlite:/var/lib/apppw/apppw.db".into(),
+                });
+            }
+            return Ok(StoreTarget::Sqlite(path));
+        }
+        PgTarget::parse(text, for_module).map(|t| StoreTarget::Postgres(Box::new(t)))
+    }
+}
+
+/// A PostgreSQL store: where it is, whom to trust for its certificate, how long to wait.
+#[derive(Clone)]
+pub struct PgTarget {
+    config: tokio_postgres::Config,
+    /// `None`: the system's CA store.
+    ca_file: Option<PathBuf>,
+    connect_timeout: Duration,
+    /// The URL without its password, for messages.
+    location: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("PgTarget")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgTarget {
+    /// Parses a `postgresql://user:password@host:port[,host2:port2]/dbname?key=value&...` URL.
+    /// apppw reads three keys itself: `sslrootcert` (a PEM file of the CA to trust, or `system`,
+    /// the default: the host's CA store), `sslmode` (only `verify-full`, which is what apppw always
+    /// does, may be given) and `connect_timeout` (seconds, 1 to 30, default 3). The rest go to
+    /// the client as libpq would read them (`target_session_attrs=read-write`, `hostaddr`,
+    /// `channel_binding`, `application_name`, ...). TLS is always required.
+    ///
+    /// `for_module`: every host must be an IP address or come with a `hostaddr`, because
+    /// resolving a name would start a thread inside the host process and wait on DNS.
+    pub fn parse(text: &str, for_module: bool) -> Result<PgTarget, Error> {
+        let location = redacted(text);
+        let bad = |problem: String| Error::StoreTarget {
+            given: location.clone(),
+            problem,
+        };
+        let Some(rest) = text
+            .strip_prefix("postgresql://")
+            .or_else(|| text.strip_prefix("postgres://"))
+        else {
+            return Err(bad(
+                "a store is `sqlite:/path` or a `postgresql://` URL".into()
+            ));
+        };
+        let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut ca_file = None;
+        let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        let mut passed_on = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslrootcert" if value == "system" => ca_file = None,
+                "sslrootcert" => {
+                    let path = PathBuf::from(percent_decoded(value).map_err(bad)?);
+                    if !path.is_absolute() {
+                        return Err(bad(
+                            "sslrootcert must be an absolute path or `system`".into()
+                        ));
+                    }
+                    ca_file = Some(path);
+                }
+                "sslmode" if value == "verify-full" => {}
+                "sslmode" => {
+                    return Err(bad(format!(
+                        "sslmode={value}: apppw always requires TLS and checks the server's certificate and name (verify-full); leave sslmode out"
+                    )));
+                }
+                "connect_timeout" => {
+                    connect_timeout = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=MAX_CONNECT_TIMEOUT_SECS).contains(s))
+                        .map(Duration::from_secs)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "connect_timeout must be whole seconds from 1 to {MAX_CONNECT_TIMEOUT_SECS}"
+                            ))
+                        })?;
+                }
+                _ => passed_on.push(pair),
+            }
+        }
+        let url = if passed_on.is_empty() {
+            format!("postgresql://{base}")
+        } else {
+            format!("postgresql://{base}?{}", passed_on.join("&"))
+        };
+        let mut config = tokio_postgres::Config::from_str(&url)
+            .map_err(|e| bad(format!("not a valid PostgreSQL URL ({e})")))?;
+        if config.get_hosts().is_empty() {
+            return Err(bad("the URL names no host".into()));
+        }
+        for host in config.get_hosts() {
+            if let Host::Unix(_) = host {
+                return Err(bad(
+                    "apppw reaches PostgreSQL over TCP with TLS; give a host name or address"
+                        .into(),
+                ));
+            }
+        }
+        if for_module {
+            let addressed = config.get_hostaddrs().len() == config.get_hosts().len()
+                || config.get_hosts().iter().all(|host| match host {
+                    Host::Tcp(name) => name.trim_matches(['[', ']']).parse::<IpAddr>().is_ok(),
+                    Host::Unix(_) => false,
+                });
+            if !addressed {
+                return Err(bad(
+                    "the PAM module must not resolve host names (it would wait on DNS inside the mail server's process); give addresses, or add hostaddr= with one address per host".into(),
+                ));
+            }
+        }
+        config
+            .ssl_mode(SslMode::Require)
+            .connect_timeout(connect_timeout);
+        Ok(PgTarget {
+            config,
+            ca_file,
+            connect_timeout,
+            location,
+        })
+    }
+
+    /// The URL without its password, for messages and logs.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The deadline over connecting: `connect_timeout` for each host the URL names.
+    pub fn connect_deadline(&self) -> Duration {
+        let hosts = u32::try_from(self.config.get_hosts().len()).unwrap_or(u32::MAX);
+        self.connect_timeout.saturating_mul(hosts.max(1))
+    }
+}
+
+/// `text` with the password of its URL replaced by `***`.
+fn redacted(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.into();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            // The query may carry a password too (`password=`).
+            let tail = redacted_query(tail);
+            format!("{scheme}://{user}{hidden}@{hosts}{tail}")
+        }
+        None => format!("{scheme}://{authority}{}", redacted_query(tail)),
+    }
+}
+
+fn redacted_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.into();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key == "password" => format!("{key}=***"),
+            _ => pair.into(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+/// Decodes `%XX` escapes, as URLs carry paths with unusual characters.
+fn percent_decoded(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad %-escape in {text:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{text:?} is not UTF-8 once decoded"))
+}
+
+/// Server-side limits every session sets at connect time, as a second line behind the client's
+/// own deadlines: no statement runs on, no lock is waited for, no transaction is left open, for
+/// long, whatever happens to the client.
+const SESSION_LIMITS: &str =
+    "-c statement_timeout=20s -c lock_timeout=5s -c idle_in_transaction_session_timeout=30s";
+
+/// One open connection to a PostgreSQL store.
+pub(super) struct Session {
+    /// Dropped before the runtime (fields drop in order), so the connection task sees the
+    /// client gone and can say goodbye to the server in `Drop`.
+    client: Option<Client>,
+    connection: Option<tokio::task::JoinHandle<()>>,
+    runtime: tokio::runtime::Runtime,
+    statement_deadline: Duration,
+    location: String,
+    /// Set once a call timed out or the connection failed: its state is unknown, so nothing more
+    /// is sent on it.
+    broken: std::cell::Cell<bool>,
+}
+
+/// What went wrong in one call, before it is turned into an [`Error`].
+pub(super) enum Failure {
+    Db(tokio_postgres::Error),
+    TimedOut(Duration),
+    Broken,
+}
+
+impl Session {
+    /// Connects to `target` within its deadline; each later statement gets `statement_deadline`.
+    pub(super) fn connect(
+        target: &PgTarget,
+        statement_deadline: Duration,
+    ) -> Result<Session, Error> {
+        let location = target.location.clone();
+        let unavailable = |reason: String| Error::DatabaseUnavailable {
+            store: location.clone(),
+            reason,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| unavailable(format!("cannot start the client ({e})")))?;
+        let anchors = match &target.ca_file {
+            Some(path) => TrustAnchors::CaFile(path),
+            None => TrustAnchors::System,
+        };
+        let tls = connector(anchors)?;
+        let mut config = target.config.clone();
+        let options = match config.get_options() {
+            Some(theirs) => format!("{SESSION_LIMITS} {theirs}"),
+            None => SESSION_LIMITS.to_owned(),
+        };
+        config.options(options);
+        let deadline = target.connect_deadline();
+        let connected =
+            runtime.block_on(async { tokio::time::timeout(deadline, config.connect(tls)).await });
+        let (client, connection) = match connected {
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no answer within {} s",
+                    deadline.as_secs()
+                )));
+            }
+            Ok(Err(e)) => return Err(classify(&location, &Failure::Db(e))),
+            Ok(Ok(pair)) => pair,
+        };
+        let connection = runtime.spawn(async move {
+            // Ends when the client is dropped or the server goes away; either way there is
+            // nobody to tell.
+            let _ = connection.await;
+        });
+        Ok(Session {
+            client: Some(client),
+            connection: Some(connection),
+            runtime,
+            statement_deadline,
+            location,
+            broken: std::cell::Cell::new(false),
+        })
+    }
+
+    pub(super) fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The client, unless the connection is known to be unusable.
+    fn client(&self) -> Result<&Client, Failure> {
+        match &self.client {
+            Some(client) if !self.broken.get() && !client.is_closed() => Ok(client),
+            _ => Err(Failure::Broken),
+        }
+    }
+
+    /// Waits for one call on the client, within the statement deadline.
+    fn wait<T>(
+        &self,
+        call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, Failure> {
+        let deadline = self.statement_deadline;
+        let result = self
+            .runtime
+            .block_on(async { tokio::time::timeout(deadline, call).await });
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                // Without an SQLSTATE the failure was the connection's, not the statement's.
+                if e.code().is_none() {
+                    self.broken.set(true);
+                }
+                Err(Failure::Db(e))
+            }
+            Err(_) => {
+                self.broken.set(true);
+                Err(Failure::TimedOut(deadline))
+            }
+        }
+    }
+
+    pub(super) fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        self.client()
+            .and_then(|c| self.wait(c.query(sql, params)))
+            .map_err(|f| classify(&self.location, &f))
+    }
+
+    pub(super) fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, Error> {
+        self.client()
+            .and_then(|c| self.wait(c.query_opt(sql, params)))
+            .map_err(|f| classify(&self.location, &f))
+    }
+
+    pub(super) fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Error> {
+        self.client()
+            .and_then(|c| self.wait(c.query_one(sql, params)))
+            .map_err(|f| classify(&self.location, &f))
+    }
+
+    pub(super) fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
+        self.client()
+            .and_then(|c| self.wait(c.execute(sql, params)))
+            .map_err(|f| classify(&self.location, &f))
+    }
+
+    /// Runs statements without parameters (DDL, BEGIN, COMMIT).
+    pub(super) fn batch(&self, sql: &str) -> Result<(), Error> {
+        self.client()
+            .and_then(|c| self.wait(c.batch_execute(sql)))
+            .map_err(|f| classify(&self.location, &f))
+    }
+
+    /// Begins a transaction, ended by [`Transaction::commit`] or rolled back when dropped.
+    pub(super) fn transaction(&self) -> Result<Transaction<'_>, Error> {
+        self.batch("BEGIN")?;
+        Ok(Transaction {
+            session: self,
+            done: false,
+        })
+    }
+
+    pub(super) fn classify(&self, failure: &Failure) -> Error {
+        classify(&self.location, failure)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Dropping the client lets the connection task send Terminate and end; give it a moment
+        // so the server sees a goodbye rather than a dropped socket.
+        drop(self.client.take());
+        if let Some(connection) = self.connection.take() {
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_millis(200), connection).await
+            });
+        }
+    }
+}
+
+/// An open transaction: rolled back unless committed.
+pub(super) struct Transaction<'a> {
+    session: &'a Session,
+    done: bool,
+}
+
+impl Transaction<'_> {
+    pub(super) fn commit(mut self) -> Result<(), Error> {
+        self.done = true;
+        self.session.batch("COMMIT")
+    }
+}
+
+impl std::ops::Deref for Transaction<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        self.session
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // On a broken session this does nothing; the server rolls back when it goes.
+            let _ = self.session.batch("ROLLBACK");
+        }
+    }
+}
+
+/// Turns a failed call into an error a person can act on. Never includes the password: only
+/// the redacted location and the server's or client's message.
+pub(super) fn classify(location: &str, failure: &Failure) -> Error {
+    let store = location.to_owned();
+    let e = match failure {
+        Failure::TimedOut(deadline) => {
+            return Error::DatabaseUnavailable {
+                store,
+                reason: format!("no answer within {} s", deadline.as_secs()),
+            };
+        }
+        Failure::Broken => {
+            return Error::DatabaseUnavailable {
+                store,
+                reason: "the connection was lost".into(),
+            };
+        }
+        Failure::Db(e) => e,
+    };
+    let reason = describe(e);
+    let Some(code) = e.code() else {
+        return Error::DatabaseUnavailable { store, reason };
+    };
+    match code {
+        c if *c == SqlState::INVALID_PASSWORD
+            || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *c == SqlState::INSUFFICIENT_PRIVILEGE
+            || *c == SqlState::INVALID_CATALOG_NAME =>
+        {
+            Error::DatabaseRefused { store, reason }
+        }
+        c if *c == SqlState::UNDEFINED_TABLE
+            || *c == SqlState::UNDEFINED_FUNCTION
+            || *c == SqlState::INVALID_SCHEMA_NAME =>
+        {
+            Error::DatabaseNotAStore { store, reason }
+        }
+        c if *c == SqlState::LOCK_NOT_AVAILABLE
+            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::QUERY_CANCELED =>
+        {
+            Error::DatabaseBusy { store, reason }
+        }
+        c if *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW
+            || *c == SqlState::TOO_MANY_CONNECTIONS
+            || *c == SqlState::READ_ONLY_SQL_TRANSACTION
+            || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT =>
+        {
+            Error::DatabaseUnavailable { store, reason }
+        }
+        _ => Error::DatabaseFailed { store, reason },
+    }
+}
+
+/// The error with its causes, one line.
+fn describe(e: &tokio_postgres::Error) -> String {
+    use std::error::Error as _;
+    let mut text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_location() {
+        let target = PgTarget::parse(
+            "postgresql://apppw_mail:s3cret@10.0.0.5:5432/apppw?application_name=x&password=other",
+            true,
+        )
+        .unwrap();
+        assert!(
+            !target.location().contains("s3cret"),
+            "{}",
+            target.location()
+        );
+        assert!(
+            !target.location().contains("other"),
+            "{}",
+            target.location()
+        );
+        assert!(!format!("{target:?}").contains("s3cret"));
+        let refused = PgTarget::parse("postgresql://u:s3cret@10.0.0.5/db?sslmode=prefer", false)
+            .err()
+            .unwrap();
+        assert!(!refused.to_string().contains("s3cret"), "{refused}");
+        assert!(refused.to_string().contains("verify-full"), "{refused}");
+    }
+
+    #[test]
+    fn the_module_is_given_addresses_and_apppw_ctl_may_use_names() {
+        let named = "postgresql://u@db.example.org/apppw";
+        let err = PgTarget::parse(named, true).err().unwrap();
+        assert!(err.to_string().contains("hostaddr"), "{err}");
+        assert!(PgTarget::parse(named, false).is_ok());
+        assert!(
+            PgTarget::parse(
+                "postgresql://u@db.example.org/apppw?hostaddr=10.0.0.5",
+                true
+            )
+            .is_ok()
+        );
+        assert!(PgTarget::parse("postgresql://u@10.0.0.5,10.0.0.6/apppw", true).is_ok());
+    }
+
+    #[test]
+    fn the_keys_apppw_reads_are_checked() {
+        let t = PgTarget::parse(
+            "postgresql://u@10.0.0.5/db?connect_timeout=2&sslrootcert=/etc/apppw/ca.pem",
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.connect_timeout, Duration::from_secs(2));
+        assert_eq!(
+            t.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/apppw/ca.pem"))
+        );
+        for bad in [
+            "connect_timeout=0",
+            "connect_timeout=31",
+            "connect_timeout=x",
+            "sslrootcert=ca.pem",
+            "sslmode=disable",
+        ] {
+            assert!(
+                PgTarget::parse(&format!("postgresql://u@10.0.0.5/db?{bad}"), true).is_err(),
+                "{bad}"
+            );
+        }
+        let two = PgTarget::parse(
+            "postgresql://u@10.0.0.5,10.0.0.6/db?target_session_attrs=read-write",
+            true,
+        )
+        .unwrap();
+        assert_eq!(two.connect_deadline(), 2 * DEFAULT_CONNECT_TIMEOUT);
+        assert!(matches!(
+            StoreTarget::parse("sqlite:/var/lib/apppw/apppw.db", true),
+            Ok(StoreTarget::Sqlite(_))
+        ));
+        assert!(StoreTarget::parse("sqlite:apppw.db", true).is_err());
+        assert!(StoreTarget::parse("mysql://x", true).is_err());
+    }
+}

@@ -1,0 +1,761 @@
+//! The PostgreSQL store: every query either side runs against a database shared by many hosts,
+//! and `init`, which creates the schema and the roles. The same facts and rules as the SQLite
+//! store (`sqlite.rs`); where SQLite relies on its single writer, this takes a transaction-level
+//! advisory lock on the owner's name, so that two hosts changing one person's codes take turns
+//! (the count and label checks of `insert` and `edit` read what the other wrote). Logins take
+//! no lock and go through two functions (`schema.rs`, `PG_V1`), the only rights the module's
+//! role has.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use tokio_postgres::Row;
+use zeroize::Zeroizing;
+
+use super::pg_connection::{Failure, PgTarget, Session};
+use super::{
+    Access, BindOutcome, CAPPED_ACTIONS, CODE_INFO_COLUMNS, Candidate, Changer, CodeInfo, CodeRef,
+    DAY_SECS, Edit, Event, EventRecord, EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner,
+    RevokeScope, UseEntry, UseRecord, ask_about_unbound, binding_detail, bound, daily_cap_verdict,
+    orphans_pruned_detail, prune_detail, scope_detail,
+};
+use crate::accounts::Accounts;
+use crate::error::Error;
+use crate::login::LoginStore;
+use crate::schema::{
+    APPLICATION_ID, PG_LATEST_VERSION, PG_LOGIN_ROLE, PG_MANAGE_ROLE, PG_OWNER_ROLE, PG_STEPS,
+};
+use crate::scope::Scope;
+
+/// A login's statements must answer within this; past it the login is unavailable, not wrong.
+const LOGIN_STATEMENT_DEADLINE: Duration = Duration::from_secs(3);
+/// apppw-ctl's statements (an audit of a million codes included).
+const MANAGE_STATEMENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// An open PostgreSQL store.
+pub struct PgStore {
+    session: Session,
+}
+
+/// What `PgStore::initialize` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgInitReport {
+    /// Roles it created (the others existed).
+    pub created_roles: Vec<String>,
+    /// The schema version before (0: none) and after.
+    pub version_before: i32,
+    pub version_after: i32,
+}
+
+impl PgStore {
+    /// Connects to `target` and checks that it holds an apppw store of this build's schema. A
+    /// login (and apppw-ctl) never creates or upgrades a PostgreSQL store: `initialize` does.
+    pub fn open(target: &PgTarget, access: Access) -> Result<PgStore, Error> {
+        let deadline = match access {
+            Access::Login => LOGIN_STATEMENT_DEADLINE,
+            Access::Manage { .. } => MANAGE_STATEMENT_DEADLINE,
+        };
+        let store = PgStore {
+            session: Session::connect(target, deadline)?,
+        };
+        let row = store
+            .session
+            .query_opt("SELECT application_id, version FROM apppw.store_info", &[])?;
+        let Some(row) = row else {
+            return Err(Error::DatabaseNotAStore {
+                store: store.location().into(),
+                reason: "apppw.store_info is empty".into(),
+            });
+        };
+        let (application_id, version): (i32, i32) = (get(&store, &row, 0)?, get(&store, &row, 1)?);
+        if application_id != APPLICATION_ID {
+            return Err(Error::DatabaseNotAStore {
+                store: store.location().into(),
+                reason: format!(
+                    "its application id is {application_id:#x}, not {APPLICATION_ID:#x}"
+                ),
+            });
+        }
+        if version > PG_LATEST_VERSION {
+            return Err(Error::DatabaseSchemaTooNew {
+                store: store.location().into(),
+                found: version.into(),
+                supported: PG_LATEST_VERSION.into(),
+            });
+        }
+        if version < PG_LATEST_VERSION {
+            return Err(Error::DatabaseSchemaOutdated {
+                store: store.location().into(),
+                found: version.into(),
+                current: PG_LATEST_VERSION.into(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Creates the roles (if missing), the schema `apppw` and its tables, or upgrades them to
+    /// this build's version, in one transaction: connected as a superuser (or a member of
+    /// `apppw_owner` that may create roles). The schema objects belong to `apppw_owner`. A
+    /// newer schema than this build's is refused and left alone. Running it again changes
+    /// nothing.
+    pub fn initialize(admin: &PgTarget) -> Result<PgInitReport, Error> {
+        let session = Session::connect(admin, MANAGE_STATEMENT_DEADLINE)?;
+        let tx = session.transaction()?;
+        // Two inits at once take turns; the second finds nothing to do.
+        tx.batch("SELECT pg_advisory_xact_lock(hashtextextended('apppw init', 0))")?;
+        let mut created_roles = Vec::new();
+        for role in [PG_OWNER_ROLE, PG_LOGIN_ROLE, PG_MANAGE_ROLE] {
+            let exists = tx
+                .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])?
+                .is_some();
+            if !exists {
+                // Role names are this crate's constants, never input.
+                tx.batch(&format!("CREATE ROLE {role} NOLOGIN"))?;
+                created_roles.push(role.to_owned());
+            }
+        }
+        tx.batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS apppw AUTHORIZATION {PG_OWNER_ROLE};
+             SET LOCAL ROLE {PG_OWNER_ROLE}"
+        ))?;
+        let has_info = tx
+            .query_one("SELECT to_regclass('apppw.store_info') IS NOT NULL", &[])?
+            .try_get::<_, bool>(0)
+            .map_err(|e| tx.classify(&Failure::Db(e)))?;
+        let version_before: i32 = if has_info {
+            match tx.query_opt("SELECT application_id, version FROM apppw.store_info", &[])? {
+                Some(row) => {
+                    let id: i32 = row.try_get(0).map_err(|e| tx.classify(&Failure::Db(e)))?;
+                    if id != APPLICATION_ID {
+                        return Err(Error::DatabaseNotAStore {
+                            store: tx.location().into(),
+                            reason: format!(
+                                "its schema apppw belongs to something else (application id {id:#x})"
+                            ),
+                        });
+                    }
+                    row.try_get(1).map_err(|e| tx.classify(&Failure::Db(e)))?
+                }
+                None => 0,
+            }
+        } else {
+            0
+        };
+        if version_before > PG_LATEST_VERSION {
+            return Err(Error::DatabaseSchemaTooNew {
+                store: tx.location().into(),
+                found: version_before.into(),
+                supported: PG_LATEST_VERSION.into(),
+            });
+        }
+        for step in PG_STEPS
+            .iter()
+            .skip(usize::try_from(version_before).unwrap_or(0))
+        {
+            tx.batch(step)?;
+        }
+        tx.execute(
+            "INSERT INTO apppw.store_info (application_id, version) VALUES ($1, $2)
+             ON CONFLICT (singleton) DO UPDATE SET version = excluded.version",
+            &[&APPLICATION_ID, &PG_LATEST_VERSION],
+        )?;
+        tx.commit()?;
+        Ok(PgInitReport {
+            created_roles,
+            version_before,
+            version_after: PG_LATEST_VERSION,
+        })
+    }
+
+    /// The store's URL without its password.
+    pub fn location(&self) -> &str {
+        self.session.location()
+    }
+
+    fn failed(&self, reason: String) -> Error {
+        Error::DatabaseFailed {
+            store: self.location().into(),
+            reason,
+        }
+    }
+
+    /// See [`super::SqliteStore::insert`]; here under the owner's advisory lock.
+    pub fn insert(
+        &mut self,
+        code: &NewCode<'_>,
+        max_active: u32,
+        by: &Changer<'_>,
+    ) -> Result<Option<i64>, Error> {
+        let tx = self.session.transaction()?;
+        lock_owner(&tx, code.owner.name)?;
+        check_daily_cap(&tx, by)?;
+        let uid = i64::from(code.owner.uid);
+        let tag = tag_column(code.lookup_tag);
+        let row = tx.query_one(
+            "SELECT count(*) FILTER (WHERE owner_uid = $4),
+                    count(*) FILTER (WHERE (owner_uid = $4 OR owner_uid IS NULL) AND label = $2) > 0,
+                    count(*) FILTER (WHERE lookup_tag = $3) > 0
+             FROM apppw.app_passwords WHERE \"user\" = $1 AND revoked IS NULL",
+            &[&code.owner.name, &code.label.as_str(), &tag, &uid],
+        )?;
+        let check = NewCodeCheck {
+            active: get(self, &row, 0)?,
+            label_taken: get(self, &row, 1)?,
+            tag_taken: get(self, &row, 2)?,
+        };
+        if !check.verdict(code, max_active)? {
+            return Ok(None);
+        }
+        let row = tx.query_one(
+            "INSERT INTO apppw.app_passwords
+                 (\"user\", label, lookup_tag, hash, created, created_by, services, networks,
+                  expires, owner_uid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            &[
+                &code.owner.name,
+                &code.label.as_str(),
+                &tag,
+                &code.hash,
+                &by.now,
+                &by.actor(),
+                &code.scope.services_column(),
+                &code.scope.networks_column(),
+                &code.scope.expires,
+                &uid,
+            ],
+        )?;
+        let id: i64 = get(self, &row, 0)?;
+        record_event(
+            &tx,
+            by,
+            EventRecord::about_code(code.owner, "created", id, code.label.as_str()),
+        )?;
+        tx.commit()?;
+        Ok(Some(id))
+    }
+
+    pub(super) fn revoke_as(
+        &mut self,
+        owner: Owner<'_>,
+        which: &CodeRef,
+        by: &Changer<'_>,
+        action: &str,
+    ) -> Result<CodeInfo, Error> {
+        let tx = self.session.transaction()?;
+        lock_owner(&tx, owner.name)?;
+        let current = find_active(&tx, owner, which)?;
+        let actor = by.actor();
+        tx.execute(
+            "UPDATE apppw.app_passwords SET revoked = $2, revoked_by = $3, hash = NULL
+             WHERE id = $1",
+            &[&current.id, &by.now, &actor],
+        )?;
+        record_event(
+            &tx,
+            by,
+            EventRecord::about_code(owner, action, current.id, &current.label),
+        )?;
+        tx.commit()?;
+        Ok(CodeInfo {
+            revoked: Some(by.now),
+            revoked_by: Some(actor),
+            ..current
+        })
+    }
+
+    pub fn list(&self, owner: Owner<'_>, include_revoked: bool) -> Result<Vec<CodeInfo>, Error> {
+        let rows = self.session.query(
+            &format!(
+                "SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords
+                 WHERE \"user\" = $1 AND owner_uid = $3 AND ($2 OR revoked IS NULL) ORDER BY id"
+            ),
+            &[&owner.name, &include_revoked, &i64::from(owner.uid)],
+        )?;
+        code_infos(self, &rows)
+    }
+
+    pub fn find(&self, owner: Owner<'_>, which: &CodeRef) -> Result<CodeInfo, Error> {
+        find_active(&self.session, owner, which)
+    }
+
+    pub fn edit(
+        &mut self,
+        owner: Owner<'_>,
+        which: &CodeRef,
+        change: &Edit<'_>,
+        by: &Changer<'_>,
+    ) -> Result<CodeInfo, Error> {
+        let tx = self.session.transaction()?;
+        lock_owner(&tx, owner.name)?;
+        let mut code = find_active(&tx, owner, which)?;
+        if change
+            .expected_scope
+            .is_some_and(|expected| *expected != code.scope)
+        {
+            return Err(Error::ChangedMeanwhile {
+                user: owner.name.into(),
+                id: code.id,
+            });
+        }
+        check_daily_cap(&tx, by)?;
+        let mut details = Vec::new();
+        if let Some(label) = change.label.filter(|l| l.as_str() != code.label) {
+            let taken = tx
+                .query_opt(
+                    "SELECT 1 FROM apppw.app_passwords
+                     WHERE \"user\" = $1 AND (owner_uid = $3 OR owner_uid IS NULL) AND label = $2
+                       AND revoked IS NULL",
+                    &[&owner.name, &label.as_str(), &i64::from(owner.uid)],
+                )?
+                .is_some();
+            if taken {
+                return Err(Error::LabelTaken {
+                    user: owner.name.into(),
+                    label: label.as_str().into(),
+                });
+            }
+            tx.execute(
+                "UPDATE apppw.app_passwords SET label = $2 WHERE id = $1",
+                &[&code.id, &label.as_str()],
+            )?;
+            details.push(format!("label was {:?}", code.label));
+            code.label = label.as_str().into();
+        }
+        if let Some(scope) = change.scope {
+            tx.execute(
+                "UPDATE apppw.app_passwords SET services = $2, networks = $3, expires = $4
+                 WHERE id = $1",
+                &[
+                    &code.id,
+                    &scope.services_column(),
+                    &scope.networks_column(),
+                    &scope.expires,
+                ],
+            )?;
+            details.push(scope_detail(scope));
+            code.scope = scope.clone();
+        }
+        let action = if change.scope.is_some() {
+            "edited"
+        } else {
+            "renamed"
+        };
+        let detail = details.join("; ");
+        record_event(
+            &tx,
+            by,
+            EventRecord {
+                user: Some(owner.name),
+                owner_uid: Some(i64::from(owner.uid)),
+                action,
+                code_id: Some(code.id),
+                label: Some(&code.label),
+                detail: (!detail.is_empty()).then_some(detail.as_str()),
+            },
+        )?;
+        tx.commit()?;
+        Ok(code)
+    }
+
+    pub fn revoke_all(
+        &mut self,
+        scope: RevokeScope<'_>,
+        action: &str,
+        by: &Changer<'_>,
+    ) -> Result<Vec<CodeInfo>, Error> {
+        let (name, uid) = match scope {
+            RevokeScope::Owner(owner) => (Some(owner.name), Some(i64::from(owner.uid))),
+            RevokeScope::Name(name) => (Some(name), None),
+            RevokeScope::Everyone => (None, None),
+        };
+        let tx = self.session.transaction()?;
+        if let Some(name) = name {
+            lock_owner(&tx, name)?;
+        }
+        let rows = tx.query(
+            &format!(
+                "UPDATE apppw.app_passwords SET revoked = $2, revoked_by = $3, hash = NULL
+                 WHERE ($1::text IS NULL OR \"user\" = $1) AND ($4::bigint IS NULL OR owner_uid = $4)
+                   AND revoked IS NULL
+                 RETURNING {CODE_INFO_COLUMNS}"
+            ),
+            &[&name, &by.now, &by.actor(), &uid],
+        )?;
+        let mut revoked = code_infos(self, &rows)?;
+        revoked.sort_by_key(|c| c.id);
+        for code in &revoked {
+            record_event(&tx, by, EventRecord::about_row(code, action))?;
+        }
+        tx.commit()?;
+        Ok(revoked)
+    }
+
+    pub fn audit(&self, user: Option<&str>) -> Result<Vec<CodeInfo>, Error> {
+        let rows = self.session.query(
+            &format!(
+                "SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords
+                 WHERE ($1::text IS NULL OR \"user\" = $1)
+                 ORDER BY revoked IS NOT NULL, last_used IS NOT NULL, last_used, created, id"
+            ),
+            &[&user],
+        )?;
+        code_infos(self, &rows)
+    }
+
+    pub fn prune(&mut self, revoked_before: i64, by: &Changer<'_>) -> Result<usize, Error> {
+        let tx = self.session.transaction()?;
+        let removed = tx.execute(
+            "DELETE FROM apppw.app_passwords WHERE revoked IS NOT NULL AND revoked <= $1",
+            &[&revoked_before],
+        )?;
+        tx.execute(
+            "DELETE FROM apppw.code_uses u
+             WHERE NOT EXISTS (SELECT 1 FROM apppw.app_passwords p WHERE p.id = u.code_id)",
+            &[],
+        )?;
+        let removed = usize::try_from(removed).unwrap_or(usize::MAX);
+        let detail = prune_detail(removed, revoked_before);
+        record_event(&tx, by, EventRecord::store_wide("pruned", &detail))?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    pub fn events(&self, about: EventsAbout<'_>, limit: u32) -> Result<Vec<Event>, Error> {
+        let (name, uid) = match about {
+            EventsAbout::Owner(owner) => (Some(owner.name), Some(i64::from(owner.uid))),
+            EventsAbout::Name(name) => (Some(name), None),
+            EventsAbout::Everyone => (None, None),
+        };
+        let rows = self.session.query(
+            "SELECT id, time, actor_uid, actor, origin, \"user\", action, code_id, label, detail
+             FROM (SELECT * FROM apppw.events
+                   WHERE ($1::text IS NULL OR \"user\" = $1)
+                     AND ($3::bigint IS NULL OR owner_uid = $3)
+                   ORDER BY id DESC LIMIT $2) AS newest
+             ORDER BY id",
+            &[&name, &i64::from(limit), &uid],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let actor_uid: i64 = get(self, row, 2)?;
+                Ok(Event {
+                    id: get(self, row, 0)?,
+                    time: get(self, row, 1)?,
+                    actor_uid: u32::try_from(actor_uid)
+                        .map_err(|_| self.failed(format!("an event has actor uid {actor_uid}")))?,
+                    actor: get(self, row, 3)?,
+                    origin: get(self, row, 4)?,
+                    user: get(self, row, 5)?,
+                    action: get(self, row, 6)?,
+                    code_id: get(self, row, 7)?,
+                    label: get(self, row, 8)?,
+                    detail: get(self, row, 9)?,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::bind_unowned`]. A PostgreSQL store is made at schema 1 with every
+    /// code bound; unbound rows arrive only if `migrate` copied them from an SQLite store that
+    /// was never bound.
+    pub fn bind_unowned(
+        &mut self,
+        accounts: &impl Accounts,
+        by: &Changer<'_>,
+    ) -> Result<BindOutcome, Error> {
+        let rows = self.session.query(
+            "SELECT \"user\", sum(codes)::bigint FROM (
+                 SELECT \"user\", 1 AS codes FROM apppw.app_passwords WHERE owner_uid IS NULL
+                 UNION ALL
+                 SELECT \"user\", 0 FROM apppw.events WHERE owner_uid IS NULL AND \"user\" IS NOT NULL
+             ) AS unbound GROUP BY \"user\" ORDER BY \"user\"",
+            &[],
+        )?;
+        let unbound = rows
+            .iter()
+            .map(|row| Ok((get(self, row, 0)?, get(self, row, 1)?)))
+            .collect::<Result<Vec<(String, i64)>, Error>>()?;
+        let (answers, outcome) = ask_about_unbound(unbound, accounts);
+        if answers.is_empty() {
+            return Ok(outcome);
+        }
+        let tx = self.session.transaction()?;
+        for answer in &answers {
+            for table in ["app_passwords", "events"] {
+                tx.execute(
+                    &format!(
+                        "UPDATE apppw.{table} SET owner_uid = $2
+                         WHERE \"user\" = $1 AND owner_uid IS NULL"
+                    ),
+                    &[&answer.user, &answer.owner_uid()],
+                )?;
+            }
+            let detail = binding_detail(answer.codes, answer.uid);
+            record_event(
+                &tx,
+                by,
+                EventRecord::binding(&answer.user, answer.owner_uid(), &detail),
+            )?;
+        }
+        tx.commit()?;
+        Ok(bound(answers, outcome))
+    }
+
+    pub(super) fn every_code_by_user(&self) -> Result<Vec<CodeInfo>, Error> {
+        let rows = self.session.query(
+            &format!("SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords ORDER BY \"user\", id"),
+            &[],
+        )?;
+        code_infos(self, &rows)
+    }
+
+    pub(super) fn delete_orphans(
+        &mut self,
+        orphans: Vec<Orphan>,
+        by: &Changer<'_>,
+    ) -> Result<Vec<Orphan>, Error> {
+        let tx = self.session.transaction()?;
+        let mut deleted = Vec::new();
+        for orphan in orphans {
+            // Only if the row is still as it was read: a row bound or changed meanwhile stays.
+            let gone = tx.execute(
+                "DELETE FROM apppw.app_passwords WHERE id = $1 AND owner_uid IS NOT DISTINCT FROM $2",
+                &[&orphan.code.id, &orphan.code.owner_uid],
+            )?;
+            if gone == 1 {
+                tx.execute(
+                    "DELETE FROM apppw.code_uses WHERE code_id = $1",
+                    &[&orphan.code.id],
+                )?;
+                deleted.push(orphan);
+            }
+        }
+        let detail = orphans_pruned_detail(deleted.len());
+        record_event(&tx, by, EventRecord::store_wide("pruned", &detail))?;
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    pub fn uses(&self, id: i64) -> Result<Vec<UseEntry>, Error> {
+        let rows = self.session.query(
+            "SELECT service, rhost, host, first, last, count FROM apppw.code_uses
+             WHERE code_id = $1 ORDER BY last DESC, first DESC",
+            &[&id],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(UseEntry {
+                    service: get(self, row, 0)?,
+                    rhost: get(self, row, 1)?,
+                    host: get(self, row, 2)?,
+                    first: get(self, row, 3)?,
+                    last: get(self, row, 4)?,
+                    count: get(self, row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn find_any(&self, owner: Owner<'_>, id: i64) -> Result<CodeInfo, Error> {
+        let row = self.session.query_opt(
+            &format!(
+                "SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords
+                 WHERE id = $1 AND \"user\" = $2 AND owner_uid = $3"
+            ),
+            &[&id, &owner.name, &i64::from(owner.uid)],
+        )?;
+        match row {
+            Some(row) => code_info(self, &row),
+            None => Err(Error::NoSuchCode {
+                user: owner.name.into(),
+                what: CodeRef::Id(id).describe(),
+            }),
+        }
+    }
+}
+
+/// The login's two calls: the only two things the module's role may do.
+impl LoginStore for PgStore {
+    fn candidates(&self, user: &str, lookup_tag: u32) -> Result<Vec<Candidate>, Error> {
+        let rows = self.session.query(
+            "SELECT id, label, hash, created, last_used, services, networks, expires, owner_uid
+             FROM apppw.login_candidates($1, $2)",
+            &[&user, &tag_column(lookup_tag)],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(Candidate {
+                    id: get(self, row, 0)?,
+                    label: get(self, row, 1)?,
+                    hash: Zeroizing::new(get(self, row, 2)?),
+                    created: get(self, row, 3)?,
+                    last_used: get(self, row, 4)?,
+                    scope: scope_at(self, row, 5)?,
+                    owner_uid: get(self, row, 8)?,
+                })
+            })
+            .collect()
+    }
+
+    fn record_use(&self, id: i64, record: &UseRecord<'_>) -> Result<bool, Error> {
+        let (service, rhost, host) = record.bounded_items();
+        let row = self.session.query_one(
+            "SELECT apppw.record_use($1, $2, $3, $4, $5, $6)",
+            &[
+                &id,
+                &record.now,
+                &service,
+                &rhost,
+                &host,
+                &record.min_interval,
+            ],
+        )?;
+        get(self, &row, 0)
+    }
+}
+
+/// Lookup tags are 20 bits (`code.rs`): they fit PostgreSQL's `integer` as they are. (-1, which
+/// no code has, for a value that cannot be a tag.)
+fn tag_column(tag: u32) -> i32 {
+    i32::try_from(tag).unwrap_or(-1)
+}
+
+/// Takes the transaction-level lock on `name`'s codes: the PostgreSQL store's counterpart of
+/// SQLite's one writer at a time, per person.
+fn lock_owner(tx: &Session, name: &str) -> Result<(), Error> {
+    tx.query_one(
+        "SELECT pg_advisory_xact_lock(hashtextextended('apppw owner ' || $1, 0))",
+        &[&name],
+    )?;
+    Ok(())
+}
+
+fn check_daily_cap(tx: &Session, by: &Changer<'_>) -> Result<(), Error> {
+    if by.daily_cap.is_none() {
+        return Ok(());
+    }
+    let row = tx.query_one(
+        &format!(
+            "SELECT count(*), min(time) FROM apppw.events
+             WHERE actor_uid = $1 AND time > $2 AND action IN {CAPPED_ACTIONS}"
+        ),
+        &[&i64::from(by.uid), &(by.now - DAY_SECS)],
+    )?;
+    let count: i64 = row.try_get(0).map_err(|e| tx.classify(&Failure::Db(e)))?;
+    let oldest: Option<i64> = row.try_get(1).map_err(|e| tx.classify(&Failure::Db(e)))?;
+    daily_cap_verdict(by, count, oldest)
+}
+
+fn record_event(tx: &Session, by: &Changer<'_>, event: EventRecord<'_>) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO apppw.events
+             (time, actor_uid, actor, origin, \"user\", action, code_id, label, detail, owner_uid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &by.now,
+            &i64::from(by.uid),
+            &by.name,
+            &by.origin,
+            &event.user,
+            &event.action,
+            &event.code_id,
+            &event.label,
+            &event.detail,
+            &event.owner_uid,
+        ],
+    )?;
+    Ok(())
+}
+
+fn find_active(session: &Session, owner: Owner<'_>, which: &CodeRef) -> Result<CodeInfo, Error> {
+    let sql = |filter: &str| {
+        format!(
+            "SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords
+             WHERE \"user\" = $1 AND owner_uid = $3 AND revoked IS NULL AND {filter}"
+        )
+    };
+    let uid = i64::from(owner.uid);
+    let row = match which {
+        CodeRef::Id(id) => session.query_opt(&sql("id = $2"), &[&owner.name, id, &uid])?,
+        CodeRef::Label(label) => {
+            session.query_opt(&sql("label = $2"), &[&owner.name, &label.as_str(), &uid])?
+        }
+    };
+    match row {
+        Some(row) => code_info_in(session, &row),
+        None => Err(Error::NoSuchCode {
+            user: owner.name.into(),
+            what: which.describe(),
+        }),
+    }
+}
+
+/// Column `i` of `row`, or an error naming the store.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    store: &PgStore,
+    row: &'a Row,
+    i: usize,
+) -> Result<T, Error> {
+    get_in(&store.session, row, i)
+}
+
+fn get_in<'a, T: tokio_postgres::types::FromSql<'a>>(
+    session: &Session,
+    row: &'a Row,
+    i: usize,
+) -> Result<T, Error> {
+    row.try_get(i)
+        .map_err(|e| session.classify(&Failure::Db(e)))
+}
+
+/// A scope from three columns starting at `first`; a value the store should never hold is an
+/// error (a damaged store), never "no limit".
+fn scope_in(session: &Session, row: &Row, first: usize) -> Result<Scope, Error> {
+    let services: Option<String> = get_in(session, row, first)?;
+    let networks: Option<String> = get_in(session, row, first + 1)?;
+    let expires: Option<i64> = get_in(session, row, first + 2)?;
+    Scope::from_columns(services.as_deref(), networks.as_deref(), expires).map_err(|e| {
+        Error::DatabaseFailed {
+            store: session.location().into(),
+            reason: format!("a code's limits cannot be read ({e})"),
+        }
+    })
+}
+
+fn scope_at(store: &PgStore, row: &Row, first: usize) -> Result<Scope, Error> {
+    scope_in(&store.session, row, first)
+}
+
+/// A [`CodeInfo`] from [`CODE_INFO_COLUMNS`].
+fn code_info_in(session: &Session, row: &Row) -> Result<CodeInfo, Error> {
+    let last_time: Option<i64> = get_in(session, row, 5)?;
+    Ok(CodeInfo {
+        id: get_in(session, row, 0)?,
+        user: get_in(session, row, 1)?,
+        label: get_in(session, row, 2)?,
+        created: get_in(session, row, 3)?,
+        revoked: get_in(session, row, 4)?,
+        last_used: match last_time {
+            Some(time) => Some(LastUse {
+                time,
+                service: get_in(session, row, 6)?,
+                rhost: get_in(session, row, 7)?,
+                host: get_in(session, row, 15)?,
+            }),
+            None => None,
+        },
+        use_count: get_in(session, row, 8)?,
+        created_by: get_in(session, row, 9)?,
+        revoked_by: get_in(session, row, 10)?,
+        scope: scope_in(session, row, 11)?,
+        owner_uid: get_in(session, row, 14)?,
+    })
+}
+
+fn code_info(store: &PgStore, row: &Row) -> Result<CodeInfo, Error> {
+    code_info_in(&store.session, row)
+}
+
+fn code_infos(store: &PgStore, rows: &[Row]) -> Result<Vec<CodeInfo>, Error> {
+    rows.iter().map(|row| code_info(store, row)).collect()
+}
