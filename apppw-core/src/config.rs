@@ -70,13 +70,23 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// Reads the policy from `path`; a missing file means the defaults. The file is opened once and
 /// checked as opened (`secure_path::open_config`).
 pub fn load_policy(path: &Path) -> Result<Policy, Error> {
+    match read_config(path)? {
+        Some((text, _)) => parse_policy(path, &text),
+        None => Ok(Policy::default()),
+    }
+}
+
+/// The text of the root-owned configuration file at `path` (opened once, checked as opened by
+/// `secure_path::open_config`, at most `MAX_CONFIG_BYTES`), with what it is; `None` when there is
+/// no such file.
+pub(crate) fn read_config(path: &Path) -> Result<Option<(String, std::fs::Metadata)>, Error> {
     let unreadable = |e: std::io::Error| Error::ConfigUnreadable {
         path: path.into(),
         reason: e.to_string(),
     };
     let (file, meta) = match open_config(path) {
         Ok(Some(opened)) => opened,
-        Ok(None) => return Ok(Policy::default()),
+        Ok(None) => return Ok(None),
         Err(OpenConfigError::Unsafe(e)) => return Err(Error::UnsafePath(e)),
         Err(OpenConfigError::Unreadable(e)) => return Err(unreadable(e)),
     };
@@ -95,7 +105,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, Error> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(too_large());
     }
-    parse_policy(path, &text)
+    Ok(Some((text, meta)))
 }
 
 /// Parses configuration text (`path` is only for messages).

@@ -178,6 +178,11 @@ pub enum Error {
     )]
     DatabaseBusy { store: String, reason: String },
 
+    #[error(
+        "the PostgreSQL store {store} did not confirm the change ({reason}); it may or may not have been made. Look with `apppw-ctl list` (or `audit`) before trying again"
+    )]
+    DatabaseOutcomeUnknown { store: String, reason: String },
+
     #[error("the PostgreSQL store {store} failed: {reason}; nothing was changed")]
     DatabaseFailed { store: String, reason: String },
 

@@ -18,6 +18,7 @@ pub mod schema;
 pub mod scope;
 pub mod secure_path;
 pub mod store;
+pub mod store_config;
 pub mod timefmt;
 
 pub use code::AppPassword;

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::config::DEFAULT_CONFIG_PATH;
-use crate::store::DEFAULT_STORE_PATH;
+use crate::store_config::DEFAULT_STORE_CONFIG_PATH;
 
 /// Where the packages install apppw-ctl.
 pub const DEFAULT_CTL_PATH: &str = "/usr/bin/apppw-ctl";
@@ -16,14 +16,19 @@ pub const DEFAULT_CTL_PATH: &str = "/usr/bin/apppw-ctl";
 pub enum OptionError {
     #[error("option {arg:?}: {key}= needs an absolute path")]
     NotAbsolute { arg: String, key: &'static str },
-    #[error("unknown option {0:?}: pam_apppw knows db=PATH, conf=PATH, ctl=PATH and debug")]
+    #[error(
+        "unknown option {0:?}: pam_apppw knows db=PATH, store_conf=PATH, conf=PATH, ctl=PATH and debug"
+    )]
     Unknown(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ModuleOptions {
-    /// The store (`db=PATH`, absolute).
-    pub db: PathBuf,
+    /// An SQLite store given on the line (`db=PATH`, absolute); it wins over store.conf.
+    pub db: Option<PathBuf>,
+    /// Which store to use when `db=` is not given (`store_conf=PATH`, absolute;
+    /// /etc/apppw/store.conf by default, and without it the default SQLite file).
+    pub store_conf: PathBuf,
     /// The configuration file (`conf=PATH`, absolute).
     pub conf: PathBuf,
     /// `debug`: log the decision path (never secrets).
@@ -36,7 +41,8 @@ pub struct ModuleOptions {
 impl ModuleOptions {
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleOptions, OptionError> {
         let mut options = ModuleOptions {
-            db: PathBuf::from(DEFAULT_STORE_PATH),
+            db: None,
+            store_conf: PathBuf::from(DEFAULT_STORE_CONFIG_PATH),
             conf: PathBuf::from(DEFAULT_CONFIG_PATH),
             debug: false,
             ctl: PathBuf::from(DEFAULT_CTL_PATH),
@@ -44,14 +50,20 @@ impl ModuleOptions {
         for arg in args.iter().map(AsRef::as_ref) {
             match arg.split_once('=') {
                 None if arg == "debug" => options.debug = true,
-                Some(("db", path)) if path.starts_with('/') => options.db = PathBuf::from(path),
+                Some(("db", path)) if path.starts_with('/') => {
+                    options.db = Some(PathBuf::from(path));
+                }
+                Some(("store_conf", path)) if path.starts_with('/') => {
+                    options.store_conf = PathBuf::from(path);
+                }
                 Some(("conf", path)) if path.starts_with('/') => options.conf = PathBuf::from(path),
                 Some(("ctl", path)) if path.starts_with('/') => options.ctl = PathBuf::from(path),
-                Some((key @ ("db" | "conf" | "ctl"), _)) => {
+                Some((key @ ("db" | "store_conf" | "conf" | "ctl"), _)) => {
                     return Err(OptionError::NotAbsolute {
                         arg: arg.into(),
                         key: match key {
                             "db" => "db",
+                            "store_conf" => "store_conf",
                             "conf" => "conf",
                             _ => "ctl",
                         },
@@ -71,16 +83,22 @@ mod tests {
     #[test]
     fn defaults_and_known_options() {
         assert_eq!(
-            ModuleOptions::parse::<&str>(&[]).map(|o| o.db),
-            Ok(PathBuf::from(DEFAULT_STORE_PATH))
+            ModuleOptions::parse::<&str>(&[]).map(|o| (o.db, o.store_conf)),
+            Ok((None, PathBuf::from(DEFAULT_STORE_CONFIG_PATH)))
         );
-        let parsed = ModuleOptions::parse(&["debug", "db=/srv/apppw.db", "conf=/srv/apppw.conf"]);
+        let parsed = ModuleOptions::parse(&[
+            "debug",
+            "db=/srv/apppw.db",
+            "conf=/srv/apppw.conf",
+            "store_conf=/srv/store.conf",
+        ]);
         assert_eq!(
-            parsed.map(|o| (o.debug, o.db, o.conf)),
+            parsed.map(|o| (o.debug, o.db, o.conf, o.store_conf)),
             Ok((
                 true,
-                PathBuf::from("/srv/apppw.db"),
-                PathBuf::from("/srv/apppw.conf")
+                Some(PathBuf::from("/srv/apppw.db")),
+                PathBuf::from("/srv/apppw.conf"),
+                PathBuf::from("/srv/store.conf")
             ))
         );
     }
@@ -94,6 +112,7 @@ mod tests {
             &["db=relative.db"],
             &["conf=x"],
             &["ctl=apppw-ctl"],
+            &["store_conf=store.conf"],
             &["debug=1"],
             &["nullok"],
             &["fault=panic"],

@@ -207,8 +207,13 @@ pub const PG_MANAGE_ROLE: &str = "apppw_manage";
 ///   use history, exactly as the SQLite store's `record_use` does, and nothing else. Both are
 ///   `SECURITY DEFINER` with a fixed `search_path`, so they run with the owner's rights but only
 ///   do what they say. `EXECUTE` is revoked from PUBLIC (PostgreSQL grants it by default).
-/// - `apppw_manage` may read and change the three tables (apppw-ctl's commands) but not the
-///   schema.
+/// - `apppw_manage` may do what apppw-ctl's commands do and no more: read and change codes; add
+///   to the event trail (and bind its rows to an account), never rewrite or delete it; read and
+///   prune the use history, which only `record_use` writes. Not the schema.
+/// - `record_use` cuts its texts to 255 bytes and takes a row lock on the code first, whoever
+///   calls it. It takes the time from its caller, as the SQLite store does, so a compromised mail
+///   host can write false last-use times (as it can record false logins): it cannot change
+///   whether a code is valid.
 pub const PG_V1: &str = "
 CREATE TABLE apppw.store_info (
     singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -286,20 +291,26 @@ AS $$
 DECLARE
     changed integer;
     new_triple integer;
+    v_service text := left(coalesce(p_service, ''), 255);
+    v_rhost text := left(coalesce(p_rhost, ''), 255);
+    v_host text := left(coalesce(p_host, ''), 255);
+    v_min_interval bigint := greatest(coalesce(p_min_interval, 0), 0);
 BEGIN
+    -- One use of a code at a time, so that two hosts recording at once cannot both add a triple
+    -- and leave the history longer than its bound.
+    PERFORM 1 FROM apppw.app_passwords WHERE id = p_id FOR UPDATE;
     UPDATE apppw.app_passwords
-    SET last_used = p_now, last_service = p_service, last_rhost = p_rhost, last_host = p_host,
-        use_count = use_count + 1
+    SET last_used = p_now, last_service = nullif(v_service, ''), last_rhost = nullif(v_rhost, ''),
+        last_host = nullif(v_host, ''), use_count = use_count + 1
     WHERE id = p_id AND revoked IS NULL
-      AND (last_used IS NULL OR last_used <= p_now - p_min_interval OR last_used > p_now);
+      AND (last_used IS NULL OR last_used <= p_now - v_min_interval OR last_used > p_now);
     GET DIAGNOSTICS changed = ROW_COUNT;
     INSERT INTO apppw.code_uses AS u (code_id, service, rhost, host, first, last, count)
-        SELECT p_id, coalesce(p_service, ''), coalesce(p_rhost, ''), coalesce(p_host, ''),
-               p_now, p_now, 1
+        SELECT p_id, v_service, v_rhost, v_host, p_now, p_now, 1
         WHERE EXISTS (SELECT 1 FROM apppw.app_passwords WHERE id = p_id AND revoked IS NULL)
     ON CONFLICT (code_id, service, rhost, host) DO UPDATE
         SET last = excluded.last, count = u.count + 1
-        WHERE u.last <= excluded.last - p_min_interval OR u.last > excluded.last;
+        WHERE u.last <= excluded.last - v_min_interval OR u.last > excluded.last;
     GET DIAGNOSTICS new_triple = ROW_COUNT;
     IF new_triple = 1 THEN
         DELETE FROM apppw.code_uses
@@ -319,8 +330,9 @@ GRANT SELECT ON apppw.store_info TO apppw_login, apppw_manage;
 GRANT EXECUTE ON FUNCTION apppw.login_candidates(text, integer) TO apppw_login, apppw_manage;
 GRANT EXECUTE ON FUNCTION apppw.record_use(bigint, bigint, text, text, text, bigint)
     TO apppw_login, apppw_manage;
-GRANT SELECT, INSERT, UPDATE, DELETE ON apppw.app_passwords, apppw.events, apppw.code_uses
-    TO apppw_manage;
+GRANT SELECT, INSERT, UPDATE, DELETE ON apppw.app_passwords TO apppw_manage;
+GRANT SELECT, INSERT, UPDATE (owner_uid) ON apppw.events TO apppw_manage;
+GRANT SELECT, DELETE ON apppw.code_uses TO apppw_manage;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA apppw TO apppw_manage;
 ";
 

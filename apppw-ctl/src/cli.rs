@@ -1,5 +1,5 @@
 //! The command line, as clap sees it. The spellings here are a contract that scripts and tests
-//! rely on: `apppw-ctl [--db PATH] [--user NAME] [--config PATH] [--json] COMMAND`, where COMMAND
+//! rely on: `apppw-ctl [--db PATH] [--store-conf PATH] [--user NAME] [--config PATH] [--json] COMMAND`, where COMMAND
 //! is one of new, list, rename, edit, revoke (anyone, for their own codes), audit, prune, init
 //! (root) or completions (needs no store and no identity).
 #![forbid(unsafe_code)]
@@ -28,9 +28,12 @@ pub struct Cli {
 
 #[derive(Args)]
 pub struct GlobalArgs {
-    /// Store to use instead of /var/lib/apppw/apppw.db (root only)
+    /// SQLite store to use instead of the one store.conf names or /var/lib/apppw/apppw.db (root only)
     #[arg(long, value_name = "PATH", global = true)]
     pub db: Option<PathBuf>,
+    /// Store configuration instead of /etc/apppw/store.conf (root only)
+    #[arg(long, value_name = "PATH", global = true)]
+    pub store_conf: Option<PathBuf>,
     /// Act on this user's app passwords instead of your own (root only)
     #[arg(long, value_name = "NAME", global = true)]
     pub user: Option<String>,

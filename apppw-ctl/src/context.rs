@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apppw_core::config::{DEFAULT_CONFIG_PATH, load_policy};
-use apppw_core::{Changer, DEFAULT_STORE_PATH, Owner, Policy};
+use apppw_core::store::StoreTarget;
+use apppw_core::store_config::{DEFAULT_STORE_CONFIG_PATH, StoreUser, resolve_store};
+use apppw_core::{Changer, Owner, Policy};
 use nix::unistd::{Group, User, getgrouplist, getuid};
 
 use crate::cli::GlobalArgs;
@@ -37,7 +39,12 @@ pub struct Context {
     pub user_uid: u32,
     /// Whether root named the user with `--user` (audit then shows only that user).
     pub user_was_given: bool,
-    pub store_path: PathBuf,
+    /// Root's `--db`: this SQLite file, whatever store.conf says.
+    pub db_override: Option<PathBuf>,
+    /// store.conf (root may give another with `--store-conf`). It is read by `store_target`
+    /// only once the process is the `apppw` account: it may hold a database password, so only
+    /// root and that account can read it.
+    pub store_conf: PathBuf,
     pub config_path: PathBuf,
     pub policy: Policy,
     /// Unix seconds, read once.
@@ -58,6 +65,7 @@ impl Context {
         if !caller.is_root() {
             for (given, option) in [
                 (global.db.is_some(), "--db"),
+                (global.store_conf.is_some(), "--store-conf"),
                 (global.user.is_some(), "--user"),
                 (global.config.is_some(), "--config"),
             ] {
@@ -83,10 +91,11 @@ impl Context {
             user,
             user_uid,
             user_was_given: global.user.is_some(),
-            store_path: global
-                .db
+            db_override: global.db.clone(),
+            store_conf: global
+                .store_conf
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH)),
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_CONFIG_PATH)),
             config_path,
             policy,
             now: unix_now(),
@@ -95,6 +104,16 @@ impl Context {
             revoked_owners: RefCell::new(Vec::new()),
             notes: RefCell::new(Vec::new()),
         })
+    }
+
+    /// The store apppw-ctl works on: root's `--db`, else store.conf's `manage_store`, else the
+    /// default SQLite file.
+    pub fn store_target(&self) -> Result<StoreTarget, CtlError> {
+        Ok(resolve_store(
+            self.db_override.as_deref(),
+            &self.store_conf,
+            StoreUser::Ctl,
+        )?)
     }
 
     /// The account whose codes the command works on.

@@ -184,7 +184,9 @@ pub fn uses_table(uses: &[UseEntry]) -> String {
         &["LAST", "FIRST", "USES", "SERVICE", "FROM", "SEEN BY"],
         &rows,
         &[2],
-    ).lines() {
+    )
+    .lines()
+    {
         indented.push_str("    ");
         indented.push_str(line);
         indented.push('\n');

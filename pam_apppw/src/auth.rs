@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use apppw_core::accounts::SystemAccounts;
 use apppw_core::config::load_policy;
 use apppw_core::login::{LoginAttempt, check_login};
+use apppw_core::store::StoreTarget;
+use apppw_core::store_config::{StoreUser, resolve_store};
 use apppw_core::{Access, Store};
 use pamsm::{Pam, PamError, PamLibExt};
 
@@ -46,9 +48,21 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
     };
     // The store is opened whatever the token, so that a broken store is reported the same way for
     // every attempt.
-    let store = Store::open(&options.parsed.db, Access::Login).map_err(Failure::Store)?;
-    let decision =
-        check_login(&store, &SystemAccounts, &policy, &attempt).map_err(Failure::Store)?;
+    let target = resolve_store(
+        options.parsed.db.as_deref(),
+        &options.parsed.store_conf,
+        StoreUser::Module,
+    )
+    .map_err(Failure::BadConfig)?;
+    let decide = |store: &Store| check_login(store, &SystemAccounts, &policy, &attempt);
+    let decision = match &target {
+        StoreTarget::Sqlite(path) => {
+            let store = Store::open(path, Access::Login).map_err(Failure::Store)?;
+            decide(&store)
+        }
+        StoreTarget::Postgres(target) => crate::kept_store::with_login_store(target, decide),
+    }
+    .map_err(Failure::Store)?;
     Ok(Report::Decided {
         decision,
         items: Items {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use apppw_core::config::{DEFAULT_CONFIG_PATH, load_policy};
 use apppw_core::escape_text;
-use apppw_core::store::DEFAULT_STORE_PATH;
+use apppw_core::store_config::DEFAULT_STORE_CONFIG_PATH;
 use pamsm::{Pam, PamError, PamFlags, PamLibExt};
 
 use crate::options::Options;
@@ -61,18 +61,18 @@ const MAX_OUTPUT: u64 = 1 << 20;
 
 /// Runs `apppw-ctl password-changed USER` and returns how many codes it revoked. It uses
 /// apppw-ctl's own store and configuration (`db=` and `conf=` are refused in this group: only
-/// root may point apppw-ctl elsewhere, and `passwd` runs as the user).
+/// root may point apppw-ctl elsewhere, and `passwd` runs as the user); apppw-ctl finds its store
+/// through store.conf as always.
 fn revoke_all_of(options: &Options, user: &str) -> Result<usize, Failure> {
-    for (path, default) in [
-        (&options.parsed.db, DEFAULT_STORE_PATH),
-        (&options.parsed.conf, DEFAULT_CONFIG_PATH),
-    ] {
-        if path != Path::new(default) {
-            return Err(Failure::Ctl(
-                "db= and conf= cannot be used in the password group; apppw-ctl uses its defaults"
-                    .into(),
-            ));
-        }
+    let parsed = &options.parsed;
+    if parsed.db.is_some()
+        || parsed.store_conf != Path::new(DEFAULT_STORE_CONFIG_PATH)
+        || parsed.conf != Path::new(DEFAULT_CONFIG_PATH)
+    {
+        return Err(Failure::Ctl(
+            "db=, store_conf= and conf= cannot be used in the password group; apppw-ctl uses its defaults"
+                .into(),
+        ));
     }
     let ctl = &options.parsed.ctl;
     let mut child = Command::new(ctl)

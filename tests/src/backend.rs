@@ -201,6 +201,41 @@ impl TestStore {
         client
     }
 
+    /// Every row of every table, as text (PostgreSQL only; SQLite: `dump_store`): to show that a
+    /// failed command changed nothing.
+    pub fn dump(&self) -> String {
+        let server = self.postgres.as_ref().expect("a PostgreSQL store");
+        let mut client = superuser(server, "apppw");
+        let mut text = String::new();
+        for table in ["store_info", "app_passwords", "events", "code_uses"] {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(string_agg(t::text, chr(10) ORDER BY t::text), '')
+                         FROM apppw.{table} AS t"
+                    ),
+                    &[],
+                )
+                .unwrap();
+            text.push_str(&format!("== {table}\n{}\n", row.get::<_, String>(0)));
+        }
+        text
+    }
+
+    /// What the PostgreSQL server logged.
+    pub fn server_log(&self) -> String {
+        self.postgres.as_ref().expect("a PostgreSQL store").log()
+    }
+
+    /// The URL for `role` on the store's database, as store.conf holds it.
+    pub fn url_for(&self, role: (&str, &str)) -> String {
+        pg_url(
+            self.postgres.as_ref().expect("a PostgreSQL store"),
+            role,
+            "apppw",
+        )
+    }
+
     /// The superuser's URL for the store's database (what `apppw-ctl init` is given).
     pub fn superuser_url(&self) -> String {
         let server = self.postgres.as_ref().expect("a PostgreSQL store");
@@ -267,9 +302,26 @@ fn postgres_store() -> PgServer {
 }
 
 /// Defines each test body `fn name(backend: Backend)` as two tests, `name::sqlite` and
-/// `name::postgresql`.
+/// `name::postgresql`. `on_both_backends!(needs_root: a, b)` marks both ignored with the
+/// `NEEDS_ROOT` reason (checked by tests/tests/ignore_reasons.rs, which reads this file too).
 #[macro_export]
 macro_rules! on_both_backends {
+    (needs_root: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                #[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+                fn sqlite() {
+                    super::$name($crate::backend::Backend::Sqlite);
+                }
+                #[test]
+                #[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+                fn postgresql() {
+                    super::$name($crate::backend::Backend::Postgres);
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {

@@ -390,15 +390,59 @@ pub fn verdicts(stdout: &str) -> Vec<Verdict> {
 }
 
 /// A scratch world: a store path, a PAM service directory, and a copy of the module under its
-/// installed name (so log lines say `pam_apppw(...)`).
+/// installed name (so log lines say `pam_apppw(...)`). A world on PostgreSQL
+/// ([`World::on`]) has a real server and a store.conf naming it: the module is given
+/// `store_conf=` and apppw-ctl `--store-conf` instead of the SQLite file.
 pub struct World {
     pub dir: tempfile::TempDir,
     pub store: PathBuf,
     pub module: PathBuf,
     pub services: PathBuf,
+    /// The PostgreSQL store and its store.conf, on that backend.
+    pub postgres: Option<(backend::TestStore, PathBuf)>,
 }
 
 impl World {
+    /// A world on `backend`. On PostgreSQL the module and apppw-ctl find the store through a
+    /// store.conf (root's, 0640), as an installed host does; it must then run as root.
+    pub fn on(backend: backend::Backend) -> World {
+        let mut world = World::new();
+        if backend == backend::Backend::Postgres {
+            require_root("store.conf must be root's, as the module and apppw-ctl check");
+            let store = backend::TestStore::new(backend);
+            let conf = world.dir.path().join("store.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "login_store = {}\nmanage_store = {}\n",
+                    store.url_for(backend::MAIL_ROLE),
+                    store.url_for(backend::CTL_ROLE)
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+                .unwrap();
+            world.postgres = Some((store, conf));
+        }
+        world
+    }
+
+    /// Every row of the store, as text: to show that a failed command changed nothing.
+    pub fn snapshot(&self) -> String {
+        match &self.postgres {
+            Some((store, _)) => store.dump(),
+            None => dump_store(&self.store),
+        }
+    }
+
+    /// The argument that points the module at this world's store: `db=` or `store_conf=`.
+    pub fn store_option(&self) -> String {
+        match &self.postgres {
+            Some((_, conf)) => format!("store_conf={}", conf.display()),
+            None => format!("db={}", self.store.display()),
+        }
+    }
+
     pub fn new() -> World {
         let dir = tempfile::Builder::new()
             .prefix("apppw-test")
@@ -419,6 +463,7 @@ impl World {
             module,
             services,
             dir,
+            postgres: None,
         }
     }
 
@@ -427,9 +472,17 @@ impl World {
         std::fs::write(self.services.join(name), contents).unwrap();
     }
 
-    /// A service that authenticates with pam_apppw only (with `options` after db=).
+    /// A service that authenticates with pam_apppw only (with `options` after db= or
+    /// store_conf=).
     pub fn apppw_service(&self, name: &str, options: &str) {
-        self.service(name, &self.apppw_service_text(&self.store, options));
+        self.service(
+            name,
+            &format!(
+                "auth    required {} {} {options}\naccount required pam_permit.so\n",
+                self.module.display(),
+                self.store_option()
+            ),
+        );
     }
 
     /// The text of a PAM service file that authenticates with this world's module against
@@ -461,10 +514,33 @@ impl World {
         }
     }
 
-    /// Runs apppw-ctl as root with `--db` pointing at this world's store.
+    /// `repeat` logins of `user` to `service` in one process (pam-client `--repeat`, no account
+    /// step, with `--resources` lines), as a long-lived auth worker makes them; `extra` goes to
+    /// pam-client too.
+    pub fn rounds(
+        &self,
+        service: &str,
+        user: &str,
+        password: &[u8],
+        repeat: u32,
+        extra: &[&str],
+    ) -> Output {
+        let mut cmd = Command::new(built("pam-client"));
+        cmd.args([service, user, "--no-account", "--resources", "--repeat"])
+            .arg(repeat.to_string())
+            .args(extra);
+        PamWrapped::new(cmd, &self.services).run(password)
+    }
+
+    /// Runs apppw-ctl as root with `--db` (or, on PostgreSQL, `--store-conf`) pointing at this
+    /// world's store.
     pub fn ctl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(ctl_binary());
-        cmd.arg("--db").arg(&self.store).args(args);
+        match &self.postgres {
+            Some((_, conf)) => cmd.arg("--store-conf").arg(conf),
+            None => cmd.arg("--db").arg(&self.store),
+        };
+        cmd.args(args);
         run_with_stdin(cmd, b"")
     }
 

@@ -300,7 +300,8 @@ impl Drop for PgServer {
 
 /// A certificate authority made for a test with the `openssl` command: the commands an
 /// administrator would type, and an implementation other than the rustls that checks the
-/// certificates. EC P-256 keys (fast to make), valid for two days.
+/// certificates. EC P-256 keys (fast to make), valid for 800 days: tests move a login's clock up
+/// to a year ahead with libfaketime, and the store's TLS checks the certificate against it.
 pub struct TestCa {
     certificate: PathBuf,
     key: PathBuf,
@@ -439,7 +440,7 @@ const NEW_KEY: [&str; 6] = [
 ];
 
 /// How long the test certificates are valid.
-const VALIDITY: [&str; 2] = ["-days", "2"];
+const VALIDITY: [&str; 2] = ["-days", "800"];
 
 fn openssl_command() -> Command {
     require(

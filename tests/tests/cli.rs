@@ -3,16 +3,29 @@
 
 use std::process::Command;
 
+use apppw_tests::backend::Backend;
 use apppw_tests::*;
+
+on_both_backends!(
+    needs_root: new_shows_the_code_once_in_four_groups,
+    new_json_has_the_contracted_fields,
+    list_rename_and_revoke_work_by_id_and_by_label,
+    usage_errors_exit_2_and_change_nothing,
+    errors_exit_1_say_what_to_do_and_change_nothing
+);
 
 const ALICE: &str = "apppw-alice";
 const BOB: &str = "apppw-bob";
 
 fn world() -> World {
+    world_on(Backend::Sqlite)
+}
+
+fn world_on(backend: Backend) -> World {
     require_root("CLI tests use root's --db/--user and make users");
     ensure_user(ALICE);
     ensure_user(BOB);
-    World::new()
+    World::on(backend)
 }
 
 fn code(out: &std::process::Output) -> Option<i32> {
@@ -20,13 +33,11 @@ fn code(out: &std::process::Output) -> Option<i32> {
 }
 
 fn snapshot(w: &World) -> String {
-    dump_store(&w.store)
+    w.snapshot()
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn new_shows_the_code_once_in_four_groups() {
-    let w = world();
+fn new_shows_the_code_once_in_four_groups(backend: Backend) {
+    let w = world_on(backend);
     let out = w.ctl(&["--user", ALICE, "new", "Work Email Desktop"]);
     assert_success(&out);
     let text = stdout(&out);
@@ -52,10 +63,8 @@ fn new_shows_the_code_once_in_four_groups() {
     }
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn new_json_has_the_contracted_fields() {
-    let w = world();
+fn new_json_has_the_contracted_fields(backend: Backend) {
+    let w = world_on(backend);
     let out = w.ctl(&["--user", ALICE, "--json", "new", "Phone mail"]);
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -73,10 +82,8 @@ fn new_json_has_the_contracted_fields() {
     );
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn list_rename_and_revoke_work_by_id_and_by_label() {
-    let w = world();
+fn list_rename_and_revoke_work_by_id_and_by_label(backend: Backend) {
+    let w = world_on(backend);
     let (phone, _) = w.mint(ALICE, "Phone");
     let (laptop, _) = w.mint(ALICE, "Laptop");
     w.mint(BOB, "Bob's phone");
@@ -128,10 +135,8 @@ fn list_rename_and_revoke_work_by_id_and_by_label() {
     assert!(stdout(&w.ctl(&["--user", BOB, "list"])).contains("Bob's phone"));
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn usage_errors_exit_2_and_change_nothing() {
-    let w = world();
+fn usage_errors_exit_2_and_change_nothing(backend: Backend) {
+    let w = world_on(backend);
     w.mint(ALICE, "Phone");
     let before = snapshot(&w);
     for args in [
@@ -151,10 +156,8 @@ fn usage_errors_exit_2_and_change_nothing() {
     assert_eq!(snapshot(&w), before);
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn errors_exit_1_say_what_to_do_and_change_nothing() {
-    let w = world();
+fn errors_exit_1_say_what_to_do_and_change_nothing(backend: Backend) {
+    let w = world_on(backend);
     let (phone, _) = w.mint(ALICE, "Phone");
     w.mint(ALICE, "Laptop");
     let before = snapshot(&w);

@@ -358,18 +358,8 @@ fn ten_thousand_load_login_unload_cycles_leak_nothing() {
     let w = World::new();
     w.apppw_service("imap", "");
     let (_, code) = w.mint(ALICE, "Phone");
-    let run = |password: &str, repeat: &str, extra: &[&str]| {
-        let mut cmd = Command::new(artifact_dir().join("pam-client"));
-        cmd.args([
-            "imap",
-            ALICE,
-            "--no-account",
-            "--resources",
-            "--repeat",
-            repeat,
-        ])
-        .args(extra);
-        let out = PamWrapped::new(cmd, &w.services).run(password.as_bytes());
+    let run = |password: &str, repeat: u32, extra: &[&str]| {
+        let out = w.rounds("imap", ALICE, password.as_bytes(), repeat, extra);
         let text = stdout(&out);
         let usage = |which: &str| -> (u64, u64) {
             let line = text
@@ -391,7 +381,7 @@ fn ten_thousand_load_login_unload_cycles_leak_nothing() {
     };
     // 10,000 refused logins (each a full load, check, unload), then right codes on a thread that
     // exits while the process goes on.
-    let (status, accepted, first, last) = run("0000 0000 0000 0000", "10000", &[]);
+    let (status, accepted, first, last) = run("0000 0000 0000 0000", 10_000, &[]);
     assert_eq!((status, accepted), (Some(1), 0));
     assert_eq!(
         first.0, last.0,
@@ -403,7 +393,7 @@ fn ten_thousand_load_login_unload_cycles_leak_nothing() {
         first.1,
         last.1
     );
-    let (status, accepted, _, _) = run(&code, "50", &["--in-thread"]);
+    let (status, accepted, _, _) = run(&code, 50, &["--in-thread"]);
     assert_eq!((status, accepted), (Some(0), 50));
     eprintln!(
         "RELIABILITY cycles: 10,000 load/login/unload, fds {} -> {}, RSS {} -> {} KiB; 50 more on an exiting thread, no crash",

@@ -4,25 +4,39 @@
 
 use std::ffi::OsStr;
 
+use apppw_tests::backend::Backend;
 use apppw_tests::*;
+
+on_both_backends!(
+    needs_root: a_fresh_code_logs_in_however_it_is_typed,
+    wrong_foreign_empty_and_huge_tokens_are_refused,
+    a_revoked_code_is_refused_at_once,
+    last_use_records_service_and_remote_host,
+    the_apppw_ctl_service_never_accepts_an_app_password,
+    a_user_name_that_looks_like_a_code_is_not_logged,
+    hostile_user_names_are_plain_refusals_on_one_log_line
+);
 
 const ALICE: &str = "apppw-alice";
 const BOB: &str = "apppw-bob";
 
 /// A world with users alice and bob and a service "imap" that uses pam_apppw.
 fn world() -> World {
+    world_on(Backend::Sqlite)
+}
+
+/// The same on `backend`.
+fn world_on(backend: Backend) -> World {
     require_root("module tests mint codes with root's --db/--user and make users");
     ensure_user(ALICE);
     ensure_user(BOB);
-    let w = World::new();
+    let w = World::on(backend);
     w.apppw_service("imap", "");
     w
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn a_fresh_code_logs_in_however_it_is_typed() {
-    let w = world();
+fn a_fresh_code_logs_in_however_it_is_typed(backend: Backend) {
+    let w = world_on(backend);
     let (id, code) = w.mint(ALICE, "Phone mail");
     let compact: String = code.split_whitespace().collect();
     let dashed = code.replace(' ', "-");
@@ -43,10 +57,8 @@ fn a_fresh_code_logs_in_however_it_is_typed() {
     }
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn wrong_foreign_empty_and_huge_tokens_are_refused() {
-    let w = world();
+fn wrong_foreign_empty_and_huge_tokens_are_refused(backend: Backend) {
+    let w = world_on(backend);
     let (_, alices) = w.mint(ALICE, "Phone");
     let (_, bobs) = w.mint(BOB, "Phone");
     let mut wrong = alices.clone().into_bytes();
@@ -79,10 +91,8 @@ fn wrong_foreign_empty_and_huge_tokens_are_refused() {
     assert_eq!(w.login("imap", BOB, &alices).run().auth, PAM_AUTH_ERR);
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn a_revoked_code_is_refused_at_once() {
-    let w = world();
+fn a_revoked_code_is_refused_at_once(backend: Backend) {
+    let w = world_on(backend);
     let (id, phone) = w.mint(ALICE, "Phone");
     let (_, laptop) = w.mint(ALICE, "Laptop");
     assert_eq!(w.login("imap", ALICE, &phone).run().auth, PAM_SUCCESS);
@@ -93,10 +103,8 @@ fn a_revoked_code_is_refused_at_once() {
     assert_eq!(w.login("imap", ALICE, &laptop).run().auth, PAM_AUTH_ERR);
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn last_use_records_service_and_remote_host() {
-    let w = world();
+fn last_use_records_service_and_remote_host(backend: Backend) {
+    let w = world_on(backend);
     let (_, code) = w.mint(ALICE, "Phone");
     w.apppw_service("smtp", "");
     assert_eq!(
@@ -112,6 +120,9 @@ fn last_use_records_service_and_remote_host() {
     let last = &listed[0]["last_used"];
     assert_eq!(last["service"], "smtp");
     assert_eq!(last["rhost"], "2001:db8::25");
+    // The host that saw it: this one.
+    let node = nix::sys::utsname::uname().unwrap();
+    assert_eq!(last["host"], node.nodename().to_str().unwrap());
     assert_eq!(listed[0]["use_count"], 1);
     // A second login within the minute is not written again.
     assert_eq!(
@@ -237,10 +248,8 @@ fn account_management_defers_to_the_other_modules() {
     );
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn the_apppw_ctl_service_never_accepts_an_app_password() {
-    let w = world();
+fn the_apppw_ctl_service_never_accepts_an_app_password(backend: Backend) {
+    let w = world_on(backend);
     let (_, code) = w.mint(ALICE, "Phone");
     w.apppw_service("apppw-ctl", "debug");
     let login = w.login("apppw-ctl", ALICE, &code).run();
@@ -254,10 +263,8 @@ fn the_apppw_ctl_service_never_accepts_an_app_password() {
     );
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn a_user_name_that_looks_like_a_code_is_not_logged() {
-    let w = world();
+fn a_user_name_that_looks_like_a_code_is_not_logged(backend: Backend) {
+    let w = world_on(backend);
     w.mint(ALICE, "Phone");
     // The code itself, and near misses around it (issue 12): the user field is withheld whole.
     for code_like in [
@@ -277,10 +284,8 @@ fn a_user_name_that_looks_like_a_code_is_not_logged() {
     }
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn hostile_user_names_are_plain_refusals_on_one_log_line() {
-    let w = world();
+fn hostile_user_names_are_plain_refusals_on_one_log_line(backend: Backend) {
+    let w = world_on(backend);
     let (_, code) = w.mint(ALICE, "Phone");
     let long = "a".repeat(10_000);
     let withheld = "(withheld: may contain an app password)";
@@ -366,4 +371,50 @@ fn hostile_user_names_are_plain_refusals_on_one_log_line() {
 fn non_utf8_user() -> &'static OsStr {
     use std::os::unix::ffi::OsStrExt;
     OsStr::from_bytes(b"apppw-\xff\xfealice")
+}
+
+/// The module keeps one connection to a PostgreSQL store per process: a process that logs in
+/// 200 times (each a full pam_start, authenticate, pam_end, as Dovecot's auth workers do) opens
+/// one database session, not 200, and its descriptors stay as they were after the first login.
+#[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+fn one_postgresql_connection_serves_every_login_of_a_process() {
+    let w = world_on(Backend::Postgres);
+    let (_, code) = w.mint(ALICE, "Phone");
+    let store = &w.postgres.as_ref().unwrap().0;
+    store.raw("ALTER SYSTEM SET log_connections = on");
+    store.raw("SELECT pg_reload_conf()");
+    let sessions = || {
+        store
+            .server_log()
+            .matches("connection authorized: user=apppw_test_mail")
+            .count()
+    };
+    // The reload is asynchronous: wait until a new session is logged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sessions() == 0 {
+        assert_eq!(w.login("imap", ALICE, &code).run().auth, PAM_SUCCESS);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            store.server_log()
+        );
+    }
+    let before = sessions();
+    let out = w.rounds("imap", ALICE, code.as_bytes(), 200, &[]);
+    let text = stdout(&out);
+    let accepted = verdicts(&text)
+        .iter()
+        .filter(|v| v.step == Step::Authenticate && v.code == PAM_SUCCESS)
+        .count();
+    assert_eq!(accepted, 200, "{text}{}", stderr(&out));
+    assert_eq!(sessions() - before, 1, "{}", store.server_log());
+    let fds = |which: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(&format!("resources {which} ")))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(fds("first"), fds("last"), "{text}");
 }

@@ -633,3 +633,122 @@ fn init_never_follows_a_link_a_group_member_swaps_into_the_store_directory() {
     assert_success(&sys.root(&["init"]));
     run_cmd(&["gpasswd", "-d", MEMBER, "apppw"]);
 }
+
+/// With a PostgreSQL store, /etc/apppw/store.conf holds database passwords. A real user cannot
+/// read it, yet their apppw-ctl (which reads it only once it is the `apppw` account) manages
+/// their codes in the database; no output, not even of an outage, shows a password; a user
+/// cannot point apppw-ctl at a store.conf of their own; and a store.conf that everyone can read
+/// is refused by apppw-ctl and by the module rather than used.
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn the_database_password_in_store_conf_reaches_apppw_ctl_and_never_its_caller() {
+    use apppw_tests::backend::{Backend, CTL_ROLE, MAIL_ROLE, TestStore};
+    const STORE_CONF: &str = "/etc/apppw/store.conf";
+    let sys = setup();
+    sys.configure("reauthenticate = no\n");
+    let mut store = TestStore::new(Backend::Postgres);
+    let conf = InstalledFile::write(
+        STORE_CONF,
+        &format!(
+            "login_store = {}\nmanage_store = {}\n",
+            store.url_for(MAIL_ROLE),
+            store.url_for(CTL_ROLE)
+        ),
+    );
+    let gid = apppw_core::secure_path::store_gid().expect("the apppw group");
+    std::os::unix::fs::chown(STORE_CONF, Some(0), Some(gid)).unwrap();
+    std::fs::set_permissions(
+        STORE_CONF,
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let secrets = [CTL_ROLE.1, MAIL_ROLE.1];
+    let shows_no_secret = |out: &std::process::Output| {
+        let text = format!("{}{}", stdout(out), stderr(out));
+        assert!(
+            secrets.iter().all(|s| !text.contains(s)),
+            "a password in: {text}"
+        );
+        text
+    };
+
+    // The caller cannot read the file...
+    let cat = as_user(Some(CAROL), std::path::Path::new("/bin/cat"))
+        .arg(STORE_CONF)
+        .output()
+        .unwrap();
+    assert!(!cat.status.success());
+    shows_no_secret(&cat);
+    // ...yet their apppw-ctl works on the database, and the code logs in through the module,
+    // which finds the store through the same file.
+    let sqlite_before = store_rows();
+    let out = sys.user(CAROL, &["--json", "new", "Phone"]);
+    assert_success(&out);
+    shows_no_secret(&out);
+    let code = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        store_rows(),
+        sqlite_before,
+        "the code went to the database, not the file"
+    );
+    let w = World::new();
+    w.service(
+        "imap",
+        &format!(
+            "auth required {} store_conf={STORE_CONF}\naccount required pam_permit.so\n",
+            w.module.display()
+        ),
+    );
+    assert_eq!(w.login("imap", CAROL, &code).run().auth, PAM_SUCCESS);
+    assert_eq!(json_list(&sys.user(CAROL, &["--json", "list"])).len(), 1);
+
+    // An outage names the store, never its password; the module answers "unavailable".
+    store.server().stop();
+    let out = sys.user(CAROL, &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = shows_no_secret(&out);
+    assert!(text.contains("127.0.0.1"), "{text}");
+    let during = w.login("imap", CAROL, &code).run();
+    assert_eq!(during.auth, PAM_AUTHINFO_UNAVAIL, "{}", during.log);
+    assert!(
+        secrets.iter().all(|s| !during.log.contains(s)),
+        "{}",
+        during.log
+    );
+    store.server().start_again();
+    assert_eq!(w.login("imap", CAROL, &code).run().auth, PAM_SUCCESS);
+
+    // A store.conf of the caller's own is root's to give.
+    let mine = std::env::temp_dir().join("apppw-carols-store.conf");
+    std::fs::write(&mine, "manage_store = sqlite:/tmp/carol.db\n").unwrap();
+    let out = sys.user(CAROL, &["--store-conf", mine.to_str().unwrap(), "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--store-conf"), "{}", stderr(&out));
+    std::fs::remove_file(&mine).unwrap();
+
+    // A store.conf everyone can read is refused, not used.
+    std::fs::set_permissions(
+        STORE_CONF,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = sys.user(CAROL, &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("everyone can read it"),
+        "{}",
+        stderr(&out)
+    );
+    shows_no_secret(&out);
+    let refused = w.login("imap", CAROL, &code).run();
+    assert_eq!(refused.auth, PAM_SERVICE_ERR, "{}", refused.log);
+    assert!(
+        refused.log.contains("everyone can read it"),
+        "{}",
+        refused.log
+    );
+    drop(conf);
+}

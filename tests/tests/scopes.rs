@@ -2,14 +2,17 @@
 //! malformed PAM_RHOST) and expiry (with the login process's clock moved by libfaketime), and the
 //! log lines that tell users why a right code was refused.
 
+use apppw_tests::backend::Backend;
 use apppw_tests::*;
+
+on_both_backends!(needs_root: a_code_scoped_to_services_works_only_there, a_code_scoped_to_networks_checks_pam_rhost, an_expired_code_stops_working_at_its_moment, the_policy_retires_unused_codes_and_caps_lifetimes, editing_narrows_at_once_and_widening_respects_the_policy, log_lines_name_the_code_never_contain_it_and_stay_on_one_line);
 
 const ALICE: &str = "apppw-alice";
 
-fn world() -> World {
+fn world(backend: Backend) -> World {
     require_root("scope tests mint codes with root's --db/--user and make users");
     ensure_user(ALICE);
-    let w = World::new();
+    let w = World::on(backend);
     for service in ["imap", "pop3", "smtp"] {
         w.apppw_service(service, "");
     }
@@ -26,10 +29,8 @@ fn mint_limited(w: &World, label: &str, limits: &[&str]) -> String {
     v["code"].as_str().unwrap().to_string()
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn a_code_scoped_to_services_works_only_there() {
-    let w = world();
+fn a_code_scoped_to_services_works_only_there(backend: Backend) {
+    let w = world(backend);
     let code = mint_limited(&w, "Mail only", &["--service", "imap", "--service", "smtp"]);
     assert_eq!(w.login("imap", ALICE, &code).run().auth, PAM_SUCCESS);
     assert_eq!(w.login("smtp", ALICE, &code).run().auth, PAM_SUCCESS);
@@ -42,10 +43,8 @@ fn a_code_scoped_to_services_works_only_there() {
     );
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn a_code_scoped_to_networks_checks_pam_rhost() {
-    let w = world();
+fn a_code_scoped_to_networks_checks_pam_rhost(backend: Backend) {
+    let w = world(backend);
     let code = mint_limited(
         &w,
         "Office",
@@ -82,10 +81,8 @@ fn a_code_scoped_to_networks_checks_pam_rhost() {
     }
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn an_expired_code_stops_working_at_its_moment() {
-    let w = world();
+fn an_expired_code_stops_working_at_its_moment(backend: Backend) {
+    let w = world(backend);
     let code = mint_limited(&w, "Trip", &["--expires", "30d"]);
     assert_eq!(
         w.login("imap", ALICE, &code).at_offset("+29d").run().auth,
@@ -106,10 +103,8 @@ fn an_expired_code_stops_working_at_its_moment() {
     );
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn the_policy_retires_unused_codes_and_caps_lifetimes() {
-    let w = world();
+fn the_policy_retires_unused_codes_and_caps_lifetimes(backend: Backend) {
+    let w = world(backend);
     let conf = w.dir.path().join("apppw.conf");
     std::fs::write(
         &conf,
@@ -188,10 +183,8 @@ fn the_policy_retires_unused_codes_and_caps_lifetimes() {
     );
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn editing_narrows_at_once_and_widening_respects_the_policy() {
-    let w = world();
+fn editing_narrows_at_once_and_widening_respects_the_policy(backend: Backend) {
+    let w = world(backend);
     let code = mint_limited(&w, "Phone", &[]);
     assert_eq!(w.login("pop3", ALICE, &code).run().auth, PAM_SUCCESS);
     assert_success(&w.ctl(&["--user", ALICE, "edit", "Phone", "--service", "imap"]));
@@ -242,10 +235,8 @@ fn editing_narrows_at_once_and_widening_respects_the_policy() {
     assert!(stderr(&out).contains("no active app password with id 99"));
 }
 
-#[test]
-#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
-fn log_lines_name_the_code_never_contain_it_and_stay_on_one_line() {
-    let w = world();
+fn log_lines_name_the_code_never_contain_it_and_stay_on_one_line(backend: Backend) {
+    let w = world(backend);
     let code = mint_limited(&w, "Phone", &["--service", "imap"]);
     let compact: String = code.split_whitespace().collect();
     w.apppw_service("imap", "debug");

@@ -529,6 +529,15 @@ impl Store {
         }
     }
 
+    /// Whether the store can still be used: always for SQLite; for PostgreSQL, unless its
+    /// connection failed, timed out or was closed.
+    pub fn is_usable(&self) -> bool {
+        match self {
+            Store::Sqlite(_) => true,
+            Store::Postgres(store) => store.is_usable(),
+        }
+    }
+
     /// Where the store is, for messages: a path, or a PostgreSQL address (never a password).
     pub fn location(&self) -> String {
         match self {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{Host, SslMode, TargetSessionAttrs};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
@@ -64,6 +64,9 @@ pub struct PgTarget {
     connect_timeout: Duration,
     /// The URL without its password, for messages.
     location: String,
+    /// The URL as given, to tell whether a kept connection is still to the configured store
+    /// (a changed password included).
+    source: zeroize::Zeroizing<String>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -86,9 +89,9 @@ impl PgTarget {
     /// `for_module`: every host must be an IP address or come with a `hostaddr`, because
     /// resolving a name would start a thread inside the host process and wait on DNS.
     pub fn parse(text: &str, for_module: bool) -> Result<PgTarget, Error> {
-        let location = redacted(text);
+        // Until it parses, messages name no part of the URL: any part may hold the password.
         let bad = |problem: String| Error::StoreTarget {
-            given: location.clone(),
+            given: "the postgresql:// URL".into(),
             problem,
         };
         let Some(rest) = text
@@ -108,7 +111,9 @@ impl PgTarget {
             match key {
                 "sslrootcert" if value == "system" => ca_file = None,
                 "sslrootcert" => {
-                    let path = PathBuf::from(percent_decoded(value).map_err(bad)?);
+                    let path = PathBuf::from(percent_decoded(value).ok_or_else(|| {
+                        bad("sslrootcert is not a valid percent-encoded UTF-8 path".into())
+                    })?);
                     if !path.is_absolute() {
                         return Err(bad(
                             "sslrootcert must be an absolute path or `system`".into()
@@ -118,9 +123,9 @@ impl PgTarget {
                 }
                 "sslmode" if value == "verify-full" => {}
                 "sslmode" => {
-                    return Err(bad(format!(
-                        "sslmode={value}: apppw always requires TLS and checks the server's certificate and name (verify-full); leave sslmode out"
-                    )));
+                    return Err(bad(
+                        "apppw always requires TLS and checks the server's certificate and name (sslmode=verify-full); leave sslmode out or write verify-full".into(),
+                    ));
                 }
                 "connect_timeout" => {
                     connect_timeout = value
@@ -143,7 +148,10 @@ impl PgTarget {
             format!("postgresql://{base}?{}", passed_on.join("&"))
         };
         let mut config = tokio_postgres::Config::from_str(&url)
-            .map_err(|e| bad(format!("not a valid PostgreSQL URL ({e})")))?;
+            // tokio-postgres's message may quote a part of the URL: not repeated.
+            .map_err(|_| {
+                bad("it does not parse: write postgresql://user:password@host:port/dbname, with special characters in the password percent-encoded".into())
+            })?;
         if config.get_hosts().is_empty() {
             return Err(bad("the URL names no host".into()));
         }
@@ -169,18 +177,27 @@ impl PgTarget {
         }
         config
             .ssl_mode(SslMode::Require)
-            .connect_timeout(connect_timeout);
+            .connect_timeout(connect_timeout)
+            // Logins must see every revocation at once: never a standby, which may lag.
+            .target_session_attrs(TargetSessionAttrs::ReadWrite);
+        let location = location_of(&config);
         Ok(PgTarget {
             config,
             ca_file,
             connect_timeout,
             location,
+            source: zeroize::Zeroizing::new(text.to_owned()),
         })
     }
 
     /// The URL without its password, for messages and logs.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Whether `other` was made from the same URL.
+    pub fn same_as(&self, other: &PgTarget) -> bool {
+        *self.source == *other.source
     }
 
     /// The deadline over connecting: `connect_timeout` for each host the URL names.
@@ -190,41 +207,37 @@ impl PgTarget {
     }
 }
 
-/// `text` with the password of its URL replaced by `***`.
-fn redacted(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return text.into();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            // The query may carry a password too (`password=`).
-            let tail = redacted_query(tail);
-            format!("{scheme}://{user}{hidden}@{hosts}{tail}")
-        }
-        None => format!("{scheme}://{authority}{}", redacted_query(tail)),
-    }
-}
-
-fn redacted_query(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.into();
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key == "password" => format!("{key}=***"),
-            _ => pair.into(),
+/// The store as messages name it, built from the parsed URL: user, hosts and ports, database.
+/// Never from the text, whose password tokio-postgres may find where a simple scan would not.
+fn location_of(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            let port = ports
+                .get(i)
+                .or_else(|| ports.first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{name}:{port}")
         })
         .collect();
-    format!("{path}?{}", pairs.join("&"))
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let dbname = config.get_dbname().unwrap_or("");
+    format!("postgresql://{user}{}/{dbname}", hosts.join(","))
 }
 
 /// Decodes `%XX` escapes, as URLs carry paths with unusual characters.
-fn percent_decoded(text: &str) -> Result<String, String> {
+fn percent_decoded(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -232,8 +245,7 @@ fn percent_decoded(text: &str) -> Result<String, String> {
         if bytes[i] == b'%' {
             let hex = text
                 .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad %-escape in {text:?}"))?;
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
             out.push(hex);
             i += 3;
         } else {
@@ -241,14 +253,19 @@ fn percent_decoded(text: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("{text:?} is not UTF-8 once decoded"))
+    String::from_utf8(out).ok()
 }
 
-/// Server-side limits every session sets at connect time, as a second line behind the client's
-/// own deadlines: no statement runs on, no lock is waited for, no transaction is left open, for
-/// long, whatever happens to the client.
-const SESSION_LIMITS: &str =
-    "-c statement_timeout=20s -c lock_timeout=5s -c idle_in_transaction_session_timeout=30s";
+/// What every session sets at connect time. Limits, as a second line behind the client's own
+/// deadlines: no statement runs on, no lock is waited for, no transaction is left open, for long,
+/// whatever happens to the client.
+///
+/// `search_path` names only pg_catalog (and pg_temp, last): every statement names apppw's schema
+/// itself, and no function or operator can be shadowed by one planted in `public` or a `$user`
+/// schema (CVE-2018-1058), not even while `init` runs as a superuser. `synchronous_commit=on`: a
+/// change apppw-ctl reported is on disk, whatever the server's default.
+const SESSION_OPTIONS: &str = "-c search_path=pg_catalog,pg_temp -c synchronous_commit=on \
+     -c statement_timeout=20s -c lock_timeout=5s -c idle_in_transaction_session_timeout=30s";
 
 /// One open connection to a PostgreSQL store.
 pub(super) struct Session {
@@ -256,7 +273,8 @@ pub(super) struct Session {
     /// client gone and can say goodbye to the server in `Drop`.
     client: Option<Client>,
     connection: Option<tokio::task::JoinHandle<()>>,
-    runtime: tokio::runtime::Runtime,
+    /// Taken only by `Drop`.
+    runtime: Option<tokio::runtime::Runtime>,
     statement_deadline: Duration,
     location: String,
     /// Set once a call timed out or the connection failed: its state is unknown, so nothing more
@@ -267,6 +285,9 @@ pub(super) struct Session {
 /// What went wrong in one call, before it is turned into an [`Error`].
 pub(super) enum Failure {
     Db(tokio_postgres::Error),
+    /// A value the store returned could not be read as the column's type: a damaged or foreign
+    /// schema, not an outage.
+    Decode(tokio_postgres::Error),
     TimedOut(Duration),
     Broken,
 }
@@ -294,8 +315,9 @@ impl Session {
         let tls = connector(anchors)?;
         let mut config = target.config.clone();
         let options = match config.get_options() {
-            Some(theirs) => format!("{SESSION_LIMITS} {theirs}"),
-            None => SESSION_LIMITS.to_owned(),
+            // Ours last, so that they win.
+            Some(theirs) => format!("{theirs} {SESSION_OPTIONS}"),
+            None => SESSION_OPTIONS.to_owned(),
         };
         config.options(options);
         let deadline = target.connect_deadline();
@@ -319,7 +341,7 @@ impl Session {
         Ok(Session {
             client: Some(client),
             connection: Some(connection),
-            runtime,
+            runtime: Some(runtime),
             statement_deadline,
             location,
             broken: std::cell::Cell::new(false),
@@ -328,6 +350,12 @@ impl Session {
 
     pub(super) fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Whether calls can still be made: not timed out, not failed, not closed by the server
+    /// (as far as the client has noticed).
+    pub(super) fn is_usable(&self) -> bool {
+        self.client().is_ok()
     }
 
     /// The client, unless the connection is known to be unusable.
@@ -344,9 +372,10 @@ impl Session {
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Failure> {
         let deadline = self.statement_deadline;
-        let result = self
-            .runtime
-            .block_on(async { tokio::time::timeout(deadline, call).await });
+        let Some(runtime) = &self.runtime else {
+            return Err(Failure::Broken);
+        };
+        let result = runtime.block_on(async { tokio::time::timeout(deadline, call).await });
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
@@ -425,11 +454,16 @@ impl Drop for Session {
         // Dropping the client lets the connection task send Terminate and end; give it a moment
         // so the server sees a goodbye rather than a dropped socket.
         drop(self.client.take());
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
         if let Some(connection) = self.connection.take() {
-            let _ = self.runtime.block_on(async {
+            let _ = runtime.block_on(async {
                 tokio::time::timeout(Duration::from_millis(200), connection).await
             });
         }
+        // A thread resolving a host name (apppw-ctl only) is not waited for beyond this.
+        runtime.shutdown_timeout(Duration::from_millis(200));
     }
 }
 
@@ -440,9 +474,27 @@ pub(super) struct Transaction<'a> {
 }
 
 impl Transaction<'_> {
+    /// Commits. If the answer to COMMIT is lost (timeout, connection gone), the change may or
+    /// may not have been made, and the error says so rather than "nothing was changed".
     pub(super) fn commit(mut self) -> Result<(), Error> {
         self.done = true;
-        self.session.batch("COMMIT")
+        let session = self.session;
+        match session
+            .client()
+            .and_then(|c| session.wait(c.batch_execute("COMMIT")))
+        {
+            Ok(()) => Ok(()),
+            Err(Failure::Db(e)) if e.code().is_some() => {
+                Err(classify(&session.location, &Failure::Db(e)))
+            }
+            Err(failure) => Err(Error::DatabaseOutcomeUnknown {
+                store: session.location.clone(),
+                reason: match classify(&session.location, &failure) {
+                    Error::DatabaseUnavailable { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            }),
+        }
     }
 }
 
@@ -477,6 +529,12 @@ pub(super) fn classify(location: &str, failure: &Failure) -> Error {
             return Error::DatabaseUnavailable {
                 store,
                 reason: "the connection was lost".into(),
+            };
+        }
+        Failure::Decode(e) => {
+            return Error::DatabaseFailed {
+                store,
+                reason: format!("a value could not be read ({e})"),
             };
         }
         Failure::Db(e) => e,
@@ -519,13 +577,14 @@ pub(super) fn classify(location: &str, failure: &Failure) -> Error {
     }
 }
 
-/// The error with its causes, one line.
+/// The error in one line: for the server's errors, the SQLSTATE and the primary message only
+/// (DETAIL may quote a row, hash included); for the client's, the error and its causes.
 fn describe(e: &tokio_postgres::Error) -> String {
     use std::error::Error as _;
-    let mut text = match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    };
+    if let Some(db) = e.as_db_error() {
+        return one_line(&format!("{}: {}", db.code().code(), db.message()));
+    }
+    let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
         let more = c.to_string();
@@ -535,12 +594,52 @@ fn describe(e: &tokio_postgres::Error) -> String {
         }
         cause = c.source();
     }
-    text
+    one_line(&text)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_spelling_of_a_password_reaches_a_message() {
+        for url in [
+            "postgresql://u:ab/cd@10.0.0.5/db",
+            "postgresql://u:ab?cd@10.0.0.5/db",
+            "postgresql://u:ab@cd@10.0.0.5/db",
+            "postgresql://u@10.0.0.5/db?password=ab%26cd",
+            "postgresql://u@10.0.0.5/db?pass%77ord=abcd",
+            "postgresql://u:ab%2Fcd@10.0.0.5/db",
+        ] {
+            match PgTarget::parse(url, true) {
+                Ok(t) => {
+                    for part in ["ab", "cd"] {
+                        assert!(!t.location().contains(part), "{url} -> {}", t.location());
+                    }
+                    assert!(t.location().contains("10.0.0.5"), "{}", t.location());
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(
+                        !text.contains("ab") && !text.contains("cd"),
+                        "{url} -> {text}"
+                    );
+                }
+            }
+        }
+        for bad in [
+            "host=10.0.0.5 password=abcd",
+            "postgresql://u:abcd@[bad/db",
+            "pg://u:abcd@h/db",
+        ] {
+            let text = PgTarget::parse(bad, false).err().unwrap().to_string();
+            assert!(!text.contains("abcd"), "{bad} -> {text}");
+        }
+    }
 
     #[test]
     fn passwords_never_reach_the_location() {

@@ -102,16 +102,66 @@ impl PgStore {
         let session = Session::connect(admin, MANAGE_STATEMENT_DEADLINE)?;
         let tx = session.transaction()?;
         // Two inits at once take turns; the second finds nothing to do.
-        tx.batch("SELECT pg_advisory_xact_lock(hashtextextended('apppw init', 0))")?;
+        tx.batch("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('apppw init', 0::bigint))")?;
         let mut created_roles = Vec::new();
         for role in [PG_OWNER_ROLE, PG_LOGIN_ROLE, PG_MANAGE_ROLE] {
-            let exists = tx
-                .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])?
-                .is_some();
-            if !exists {
-                // Role names are this crate's constants, never input.
-                tx.batch(&format!("CREATE ROLE {role} NOLOGIN"))?;
-                created_roles.push(role.to_owned());
+            let found = tx.query_opt(
+                "SELECT rolsuper OR rolcanlogin OR rolcreaterole OR rolcreatedb OR rolbypassrls
+                        OR rolreplication
+                 FROM pg_catalog.pg_roles WHERE rolname = $1",
+                &[&role],
+            )?;
+            match found {
+                None => {
+                    // Role names are this crate's constants, never input.
+                    tx.batch(&format!("CREATE ROLE {role} NOLOGIN"))?;
+                    created_roles.push(role.to_owned());
+                }
+                Some(row) if get_in(&tx, &row, 0)? => {
+                    return Err(Error::DatabaseRefused {
+                        store: tx.location().into(),
+                        reason: format!(
+                            "the role {role} exists with more than a group role's rights (LOGIN, SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS or REPLICATION); apppw's roles hold rights, the users that log in are their members. Fix it with ALTER ROLE {role} NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION"
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        // The module's role must not reach apppw-ctl's rights, nor either the owner's, through
+        // membership (direct or not).
+        for (member, of) in [
+            (PG_LOGIN_ROLE, PG_MANAGE_ROLE),
+            (PG_LOGIN_ROLE, PG_OWNER_ROLE),
+            (PG_MANAGE_ROLE, PG_OWNER_ROLE),
+        ] {
+            let row = tx.query_one(
+                "SELECT pg_catalog.pg_has_role($1, $2, 'USAGE')",
+                &[&member, &of],
+            )?;
+            if get_in::<bool>(&tx, &row, 0)? {
+                return Err(Error::DatabaseRefused {
+                    store: tx.location().into(),
+                    reason: format!(
+                        "{member} has the rights of {of} (it is a member); revoke that: REVOKE {of} FROM {member}"
+                    ),
+                });
+            }
+        }
+        let schema_owner = tx.query_opt(
+            "SELECT pg_catalog.pg_get_userbyid(nspowner)::text FROM pg_catalog.pg_namespace
+             WHERE nspname = 'apppw'",
+            &[],
+        )?;
+        if let Some(row) = schema_owner {
+            let owner: String = get_in(&tx, &row, 0)?;
+            if owner != PG_OWNER_ROLE {
+                return Err(Error::DatabaseNotAStore {
+                    store: tx.location().into(),
+                    reason: format!(
+                        "the schema apppw belongs to {owner}, not {PG_OWNER_ROLE}: it is not apppw's, or someone else could replace its tables"
+                    ),
+                });
             }
         }
         tx.batch(&format!(
@@ -119,13 +169,18 @@ impl PgStore {
              SET LOCAL ROLE {PG_OWNER_ROLE}"
         ))?;
         let has_info = tx
-            .query_one("SELECT to_regclass('apppw.store_info') IS NOT NULL", &[])?
+            .query_one(
+                "SELECT pg_catalog.to_regclass('apppw.store_info') IS NOT NULL",
+                &[],
+            )?
             .try_get::<_, bool>(0)
-            .map_err(|e| tx.classify(&Failure::Db(e)))?;
+            .map_err(|e| tx.classify(&Failure::Decode(e)))?;
         let version_before: i32 = if has_info {
             match tx.query_opt("SELECT application_id, version FROM apppw.store_info", &[])? {
                 Some(row) => {
-                    let id: i32 = row.try_get(0).map_err(|e| tx.classify(&Failure::Db(e)))?;
+                    let id: i32 = row
+                        .try_get(0)
+                        .map_err(|e| tx.classify(&Failure::Decode(e)))?;
                     if id != APPLICATION_ID {
                         return Err(Error::DatabaseNotAStore {
                             store: tx.location().into(),
@@ -134,7 +189,8 @@ impl PgStore {
                             ),
                         });
                     }
-                    row.try_get(1).map_err(|e| tx.classify(&Failure::Db(e)))?
+                    row.try_get(1)
+                        .map_err(|e| tx.classify(&Failure::Decode(e)))?
                 }
                 None => 0,
             }
@@ -172,6 +228,11 @@ impl PgStore {
         self.session.location()
     }
 
+    /// Whether the connection can still be used (see `Session::is_usable`).
+    pub fn is_usable(&self) -> bool {
+        self.session.is_usable()
+    }
+
     fn failed(&self, reason: String) -> Error {
         Error::DatabaseFailed {
             store: self.location().into(),
@@ -190,7 +251,8 @@ impl PgStore {
         lock_owner(&tx, code.owner.name)?;
         check_daily_cap(&tx, by)?;
         let uid = i64::from(code.owner.uid);
-        let tag = tag_column(code.lookup_tag);
+        let tag = i32::try_from(code.lookup_tag)
+            .map_err(|_| self.failed(format!("lookup tag {} out of range", code.lookup_tag)))?;
         let row = tx.query_one(
             "SELECT count(*) FILTER (WHERE owner_uid = $4),
                     count(*) FILTER (WHERE (owner_uid = $4 OR owner_uid IS NULL) AND label = $2) > 0,
@@ -245,11 +307,19 @@ impl PgStore {
         lock_owner(&tx, owner.name)?;
         let current = find_active(&tx, owner, which)?;
         let actor = by.actor();
-        tx.execute(
+        // `revoked IS NULL` again: a store-wide change (revoke --all-users, prune) takes no
+        // owner lock and may have come first.
+        let changed = tx.execute(
             "UPDATE apppw.app_passwords SET revoked = $2, revoked_by = $3, hash = NULL
-             WHERE id = $1",
+             WHERE id = $1 AND revoked IS NULL",
             &[&current.id, &by.now, &actor],
         )?;
+        if changed != 1 {
+            return Err(Error::ChangedMeanwhile {
+                user: owner.name.into(),
+                id: current.id,
+            });
+        }
         record_event(
             &tx,
             by,
@@ -314,23 +384,31 @@ impl PgStore {
                     label: label.as_str().into(),
                 });
             }
-            tx.execute(
-                "UPDATE apppw.app_passwords SET label = $2 WHERE id = $1",
-                &[&code.id, &label.as_str()],
+            still_active(
+                tx.execute(
+                    "UPDATE apppw.app_passwords SET label = $2 WHERE id = $1 AND revoked IS NULL",
+                    &[&code.id, &label.as_str()],
+                )?,
+                owner,
+                code.id,
             )?;
             details.push(format!("label was {:?}", code.label));
             code.label = label.as_str().into();
         }
         if let Some(scope) = change.scope {
-            tx.execute(
-                "UPDATE apppw.app_passwords SET services = $2, networks = $3, expires = $4
-                 WHERE id = $1",
-                &[
-                    &code.id,
-                    &scope.services_column(),
-                    &scope.networks_column(),
-                    &scope.expires,
-                ],
+            still_active(
+                tx.execute(
+                    "UPDATE apppw.app_passwords SET services = $2, networks = $3, expires = $4
+                     WHERE id = $1 AND revoked IS NULL",
+                    &[
+                        &code.id,
+                        &scope.services_column(),
+                        &scope.networks_column(),
+                        &scope.expires,
+                    ],
+                )?,
+                owner,
+                code.id,
             )?;
             details.push(scope_detail(scope));
             code.scope = scope.clone();
@@ -615,16 +693,30 @@ impl LoginStore for PgStore {
 }
 
 /// Lookup tags are 20 bits (`code.rs`): they fit PostgreSQL's `integer` as they are. (-1, which
-/// no code has, for a value that cannot be a tag.)
+/// no code has, for a value that cannot be a tag: it finds nothing.)
 fn tag_column(tag: u32) -> i32 {
     i32::try_from(tag).unwrap_or(-1)
+}
+
+/// An edit's UPDATE found the code no longer active (revoked or pruned by a store-wide change
+/// since it was read): nothing is written.
+fn still_active(changed: u64, owner: Owner<'_>, id: i64) -> Result<(), Error> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(Error::ChangedMeanwhile {
+            user: owner.name.into(),
+            id,
+        })
+    }
 }
 
 /// Takes the transaction-level lock on `name`'s codes: the PostgreSQL store's counterpart of
 /// SQLite's one writer at a time, per person.
 fn lock_owner(tx: &Session, name: &str) -> Result<(), Error> {
     tx.query_one(
-        "SELECT pg_advisory_xact_lock(hashtextextended('apppw owner ' || $1, 0))",
+        "SELECT pg_catalog.pg_advisory_xact_lock(
+             pg_catalog.hashtextextended('apppw owner ' || $1::text, 0::bigint))",
         &[&name],
     )?;
     Ok(())
@@ -641,8 +733,12 @@ fn check_daily_cap(tx: &Session, by: &Changer<'_>) -> Result<(), Error> {
         ),
         &[&i64::from(by.uid), &(by.now - DAY_SECS)],
     )?;
-    let count: i64 = row.try_get(0).map_err(|e| tx.classify(&Failure::Db(e)))?;
-    let oldest: Option<i64> = row.try_get(1).map_err(|e| tx.classify(&Failure::Db(e)))?;
+    let count: i64 = row
+        .try_get(0)
+        .map_err(|e| tx.classify(&Failure::Decode(e)))?;
+    let oldest: Option<i64> = row
+        .try_get(1)
+        .map_err(|e| tx.classify(&Failure::Decode(e)))?;
     daily_cap_verdict(by, count, oldest)
 }
 
@@ -705,7 +801,7 @@ fn get_in<'a, T: tokio_postgres::types::FromSql<'a>>(
     i: usize,
 ) -> Result<T, Error> {
     row.try_get(i)
-        .map_err(|e| session.classify(&Failure::Db(e)))
+        .map_err(|e| session.classify(&Failure::Decode(e)))
 }
 
 /// A scope from three columns starting at `first`; a value the store should never hold is an

@@ -8,11 +8,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use apppw_core::config::DEFAULT_CONFIG_TEXT;
 use apppw_core::secure_path::{STORE_GROUP, store_gid};
+use apppw_core::store::{PgStore, PgTarget, StoreTarget};
 use clap::Args;
 
 use super::open_store;
@@ -21,7 +22,13 @@ use crate::error::CtlError;
 use crate::privilege::STORE_ACCOUNT;
 
 #[derive(Args)]
-pub struct InitArgs {}
+pub struct InitArgs {
+    /// For a PostgreSQL store (store.conf's manage_store): a root-only file holding the URL of a
+    /// database superuser, which creates the roles and the schema; `-` reads it from stdin. Never
+    /// on the command line: other users can read a process's arguments.
+    #[arg(long, value_name = "FILE")]
+    pub admin_url: Option<PathBuf>,
+}
 
 fn setup_error(action: String, e: impl std::fmt::Display) -> CtlError {
     CtlError::Setup {
@@ -30,7 +37,7 @@ fn setup_error(action: String, e: impl std::fmt::Display) -> CtlError {
     }
 }
 
-pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
+pub fn run(ctx: &Context, args: &InitArgs) -> Result<(), CtlError> {
     ctx.require_root("init")?;
     let mut done = Vec::new();
 
@@ -84,29 +91,17 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
         done.push(format!("created the system account {STORE_ACCOUNT}"));
     }
 
-    let dir = ctx.store_path.parent().unwrap_or(Path::new("/"));
-    if !dir.exists() {
-        create_public_dir(dir)?;
-        done.push(format!("created {}", dir.display()));
-    }
-    set_owner_and_mode(dir, Kind::Directory, gid, 0o2770, &mut done)?;
-
-    let existed = ctx.store_path.exists();
-    drop(open_store(ctx, true)?);
-    if !existed {
-        done.push(format!("created the store {}", ctx.store_path.display()));
-    }
-    set_owner_and_mode(&ctx.store_path, Kind::File, gid, 0o660, &mut done)?;
-    for suffix in ["-wal", "-shm"] {
-        let side = ctx.store_path.with_file_name(format!(
-            "{}{suffix}",
-            ctx.store_path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-        ));
-        // Usually gone: SQLite removes both when the last connection closes.
-        set_owner_and_mode(&side, Kind::FileIfPresent, gid, 0o660, &mut done)?;
+    match ctx.store_target()? {
+        StoreTarget::Sqlite(path) => {
+            if args.admin_url.is_some() {
+                return Err(setup_error(
+                    "reading --admin-url".into(),
+                    "the store is an SQLite file (store.conf names no PostgreSQL manage_store); --admin-url is for PostgreSQL",
+                ));
+            }
+            init_sqlite(ctx, &path, gid, &mut done)?;
+        }
+        StoreTarget::Postgres(target) => init_postgres(ctx, &target, args, &mut done)?,
     }
 
     if !ctx.config_path.exists() {
@@ -134,6 +129,100 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<(), CtlError> {
         report.push_str(&hint);
     }
     ctx.out.text(&report)
+}
+
+/// The SQLite store: its directory (root:apppw 2770) and file (root:apppw 0660), created or
+/// repaired.
+fn init_sqlite(
+    ctx: &Context,
+    path: &Path,
+    gid: u32,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.exists() {
+        create_public_dir(dir)?;
+        done.push(format!("created {}", dir.display()));
+    }
+    set_owner_and_mode(dir, Kind::Directory, gid, 0o2770, done)?;
+
+    let existed = path.exists();
+    drop(open_store(ctx, true)?);
+    if !existed {
+        done.push(format!("created the store {}", path.display()));
+    }
+    set_owner_and_mode(path, Kind::File, gid, 0o660, done)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = path.with_file_name(format!(
+            "{}{suffix}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        // Usually gone: SQLite removes both when the last connection closes.
+        set_owner_and_mode(&side, Kind::FileIfPresent, gid, 0o660, done)?;
+    }
+    Ok(())
+}
+
+/// Most bytes read for the admin URL.
+const MAX_ADMIN_URL_BYTES: u64 = 4096;
+
+/// The PostgreSQL store: the roles and the schema, made or upgraded as the superuser whose URL
+/// `--admin-url` gives, then a check that apppw-ctl's own URL (manage_store) reaches it.
+fn init_postgres(
+    ctx: &Context,
+    target: &PgTarget,
+    args: &InitArgs,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
+    use std::io::Read;
+    let Some(source) = &args.admin_url else {
+        return Err(setup_error(
+            format!("setting up the PostgreSQL store {}", target.location()),
+            "it needs a database superuser once: put its postgresql:// URL in a file only root can read and run `apppw-ctl init --admin-url FILE` (or `--admin-url -` to read it from stdin)",
+        ));
+    };
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let read = if source == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_ADMIN_URL_BYTES)
+            .read_to_string(&mut text)
+    } else {
+        File::open(source).and_then(|f| f.take(MAX_ADMIN_URL_BYTES).read_to_string(&mut text))
+    };
+    read.map_err(|e| {
+        setup_error(
+            format!("reading the admin URL from {}", source.display()),
+            e,
+        )
+    })?;
+    let admin = PgTarget::parse(text.trim(), false)?;
+    let report = PgStore::initialize(&admin)?;
+    for role in &report.created_roles {
+        done.push(format!("created the database role {role}"));
+    }
+    if report.version_before != report.version_after {
+        done.push(format!(
+            "{} the schema apppw in {} (version {} to {})",
+            if report.version_before == 0 {
+                "created"
+            } else {
+                "upgraded"
+            },
+            admin.location(),
+            report.version_before,
+            report.version_after
+        ));
+    }
+    // apppw-ctl's own user must reach it; say how to make one if it cannot.
+    drop(open_store(ctx, false).map_err(|e| {
+        setup_error(
+            format!("opening {} as apppw-ctl (manage_store)", target.location()),
+            format!(
+                "{e}. Make apppw-ctl's database user with, e.g., CREATE ROLE apppw_ctl LOGIN PASSWORD '...' IN ROLE apppw_manage; and the PAM module's with CREATE ROLE apppw_mail LOGIN PASSWORD '...' IN ROLE apppw_login;"
+            ),
+        )
+    })?);
+    Ok(())
 }
 
 /// Creates `dir` and any missing parents as root's, mode 0755 (our umask would make them 0770).

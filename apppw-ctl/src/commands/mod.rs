@@ -20,8 +20,10 @@ use apppw_core::{Access, Store, escape_text};
 use crate::context::Context;
 use crate::error::CtlError;
 
-/// Opens the store (`Store::open` checks its directory and file). Only root may create a missing
-/// store (`init`, or `new` as root); anyone else is told to ask root to run `apppw-ctl init`.
+/// Opens the store store.conf names (`Context::store_target`; an SQLite file's directory and file
+/// are checked by `Store::open`). Only root may create a missing SQLite store (`init`, or `new`
+/// as root); anyone else is told to ask root to run `apppw-ctl init`. A PostgreSQL store is made
+/// by `init --admin-url` only.
 ///
 /// This is the only way to the store, and it first becomes the `apppw` account for good
 /// (`privilege.rs`): from here on the caller can neither stop nor slow the process. The syslog
@@ -40,7 +42,7 @@ pub fn open_store(ctx: &Context, create: bool) -> Result<Store, CtlError> {
         create: create && root,
         upgrade: root,
     };
-    let mut store = Store::open(&ctx.store_path, access)?;
+    let mut store = Store::open_target(&ctx.store_target()?, access)?;
     if root {
         bind_unowned(ctx, &mut store);
     }
