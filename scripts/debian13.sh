@@ -75,7 +75,9 @@ inside() { # runs a command in the root with a clean environment
 
 echo "== mail tests on Debian 13"
 status=0
-inside "$mail_tests" --include-ignored || status=$?
+# The fleet test needs a PostgreSQL server, which this root does not carry (yet): it runs on
+# Debian 12 only, and is named here so that the skip is visible.
+inside "$mail_tests" --include-ignored --skip two_mail_hosts_sharing_postgresql || status=$?
 echo "== the .deb on Debian 13"
 inside /bin/bash "$repo/packaging/test-packages.sh" --deb-only || status=$?
 exit "$status"

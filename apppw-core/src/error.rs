@@ -186,6 +186,20 @@ pub enum Error {
     #[error("the PostgreSQL store {store} failed: {reason}; nothing was changed")]
     DatabaseFailed { store: String, reason: String },
 
+    #[error(
+        "{store} is not empty ({codes} app passwords, {events} events); `migrate` copies only into an empty store, so nothing was copied. Give a new store"
+    )]
+    MigrateTargetNotEmpty {
+        store: String,
+        codes: i64,
+        events: i64,
+    },
+
+    #[error(
+        "the copy in {store} differs from what was read ({what}); the copy is kept for inspection, but do not switch to it. Report this as a bug"
+    )]
+    MigrateMismatch { store: String, what: String },
+
     #[error("cannot use the store {given:?}: {problem}")]
     StoreTarget { given: String, problem: String },
 

@@ -35,51 +35,84 @@ pub enum StoreUser {
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
     pub login_store: Option<StoreTarget>,
-    pub manage_store: Option<StoreTarget>,
+    /// `Some(None)`: `manage_store = none`, a host that changes no codes (a mail-only host, which
+    /// must not hold apppw-ctl's database password).
+    pub manage_store: Option<Option<StoreTarget>>,
 }
 
 impl StoreConfig {
-    /// The store `user` uses: its key, or the SQLite file when the key is absent.
-    pub fn target_for(&self, user: StoreUser) -> StoreTarget {
-        let chosen = match user {
-            StoreUser::Module => &self.login_store,
-            StoreUser::Ctl => &self.manage_store,
-        };
-        chosen
-            .clone()
-            .unwrap_or_else(|| StoreTarget::Sqlite(PathBuf::from(DEFAULT_STORE_PATH)))
+    /// The store `user` uses: its key, or the SQLite file when the file sets neither key;
+    /// `None` for apppw-ctl on a host whose `manage_store = none`.
+    pub fn target_for(&self, user: StoreUser) -> Option<StoreTarget> {
+        let default = || StoreTarget::Sqlite(PathBuf::from(DEFAULT_STORE_PATH));
+        match user {
+            StoreUser::Module => Some(self.login_store.clone().unwrap_or_else(default)),
+            StoreUser::Ctl => match &self.manage_store {
+                None => Some(default()),
+                Some(chosen) => chosen.clone(),
+            },
+        }
     }
 }
 
 /// The store `user` uses: the SQLite file `explicit_db` if one was given (`db=` on the pam.d
 /// line, root's `--db`), else what `store_conf` says, else the default SQLite file.
+///
+/// A `db=` beside a store.conf that names a login store is refused: the module would read one
+/// store while apppw-ctl changes another, and revocations would silently not reach logins.
 pub fn resolve_store(
     explicit_db: Option<&Path>,
     store_conf: &Path,
     user: StoreUser,
 ) -> Result<StoreTarget, Error> {
+    let config = load_store_config(store_conf)?.unwrap_or_default();
     if let Some(path) = explicit_db {
+        if config.login_store.is_some() {
+            return Err(Error::Config {
+                path: store_conf.into(),
+                line: 0,
+                key: "login_store".into(),
+                problem: format!(
+                    "names a store, and db={} names another: logins and apppw-ctl would use different stores. Remove one",
+                    path.display()
+                ),
+            });
+        }
         return Ok(StoreTarget::Sqlite(path.to_path_buf()));
     }
-    Ok(load_store_config(store_conf)?
-        .unwrap_or_default()
-        .target_for(user))
+    config.target_for(user).ok_or_else(|| Error::Config {
+        path: store_conf.into(),
+        line: 0,
+        key: "manage_store".into(),
+        problem: "is none: this host changes no app passwords. Use apppw-ctl on a host whose store.conf names the manage store".into(),
+    })
 }
 
 /// Reads store.conf; `None` when there is none. Refused unless it is root's, writable by root
 /// only, and readable by nobody but root and a trusted group (root, `apppw`).
 pub fn load_store_config(path: &Path) -> Result<Option<StoreConfig>, Error> {
-    let Some((text, meta)) = read_config(path)? else {
+    let fix = || {
+        format!(
+            "It may hold database passwords: run chown root:apppw {0} && chmod 0640 {0}",
+            path.display()
+        )
+    };
+    let read = read_config(path).map_err(|e| match e {
+        // open_config's own advice suits a file anyone may read, not this one.
+        Error::UnsafePath(mut unsafe_path) if unsafe_path.path == path => {
+            unsafe_path.fix = fix();
+            Error::UnsafePath(unsafe_path)
+        }
+        other => other,
+    })?;
+    let Some((text, meta)) = read else {
         return Ok(None);
     };
     let exposed = |problem: String| {
         Error::UnsafePath(UnsafePath {
             path: path.into(),
             problem,
-            fix: format!(
-                "It may hold database passwords: run chown root:apppw {0} && chmod 0640 {0}",
-                path.display()
-            ),
+            fix: fix(),
         })
     };
     if meta.mode() & 0o004 != 0 {
@@ -109,17 +142,24 @@ pub fn parse_store_config(path: &Path, text: &str) -> Result<StoreConfig, Error>
             key: key.into(),
             problem,
         };
-        // Never echo the line: it may be a URL with a password.
-        let Some((key, value)) = content.split_once('=') else {
+        // Never echo the line: it may be a URL with a password. The key is named only when it
+        // looks like one (a typo such as `login_store: postgresql://...` has none).
+        let Some((key, value)) = content
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| {
+                (1..=32).contains(&k.len())
+                    && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+        else {
             return Err(fail(
-                "(no key)",
+                "(unrecognised line)",
                 "expected `login_store = ...` or `manage_store = ...`".into(),
             ));
         };
-        let (key, value) = (key.trim(), value.trim());
-        let (slot, user) = match key {
-            "login_store" => (&mut config.login_store, StoreUser::Module),
-            "manage_store" => (&mut config.manage_store, StoreUser::Ctl),
+        let user = match key {
+            "login_store" => StoreUser::Module,
+            "manage_store" => StoreUser::Ctl,
             _ => {
                 return Err(fail(
                     key,
@@ -127,17 +167,75 @@ pub fn parse_store_config(path: &Path, text: &str) -> Result<StoreConfig, Error>
                 ));
             }
         };
-        if slot.is_some() {
+        let taken = match user {
+            StoreUser::Module => config.login_store.is_some(),
+            StoreUser::Ctl => config.manage_store.is_some(),
+        };
+        if taken {
             return Err(fail(key, "is set twice".into()));
+        }
+        if user == StoreUser::Ctl && value == "none" {
+            config.manage_store = Some(None);
+            continue;
         }
         let target = StoreTarget::parse(value, user == StoreUser::Module).map_err(|e| match e {
             // The problem, without the value (it is in the file for whoever may read it).
             Error::StoreTarget { problem, .. } => fail(key, problem),
             other => fail(key, other.to_string()),
         })?;
-        *slot = Some(target);
+        match user {
+            StoreUser::Module => config.login_store = Some(target),
+            StoreUser::Ctl => config.manage_store = Some(Some(target)),
+        }
+    }
+    // One key alone would send the other side to the default SQLite file: logins and changes
+    // would use different stores, and revocations would not reach logins.
+    if config.login_store.is_some() != config.manage_store.is_some() {
+        let missing = if config.login_store.is_some() {
+            "manage_store"
+        } else {
+            "login_store"
+        };
+        return Err(Error::Config {
+            path: path.into(),
+            line: 0,
+            key: missing.into(),
+            problem: "is missing: set both keys to the same store (manage_store = none on a host that changes no codes), or neither".into(),
+        });
     }
     Ok(config)
+}
+
+/// Reads a secret URL (`init --admin-url`, `migrate --to`) from `path`, a file only root may
+/// read and write (checked as opened, no symlink, no FIFO), or stdin for `-`.
+pub fn read_secret_url(path: &Path) -> Result<zeroize::Zeroizing<String>, Error> {
+    use std::io::Read;
+    if path == Path::new("-") {
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .take(4096)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::ConfigUnreadable {
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
+        return Ok(text);
+    }
+    let Some((text, meta)) = read_config(path)? else {
+        return Err(Error::ConfigUnreadable {
+            path: path.into(),
+            reason: "there is no such file".into(),
+        });
+    };
+    let text = zeroize::Zeroizing::new(text);
+    if meta.mode() & 0o077 != 0 {
+        return Err(Error::UnsafePath(UnsafePath {
+            path: path.into(),
+            problem: "others than root can read it".into(),
+            fix: format!("It holds a password: run chmod 0600 {}", path.display()),
+        }));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -157,22 +255,43 @@ mod tests {
         .unwrap();
         assert!(matches!(
             config.target_for(StoreUser::Module),
-            StoreTarget::Postgres(_)
+            Some(StoreTarget::Postgres(_))
         ));
         assert!(matches!(
             config.target_for(StoreUser::Ctl),
-            StoreTarget::Sqlite(p) if p == Path::new("/srv/apppw/apppw.db")
+            Some(StoreTarget::Sqlite(p)) if p == Path::new("/srv/apppw/apppw.db")
         ));
         let empty = parse("").unwrap();
         assert!(matches!(
             empty.target_for(StoreUser::Module),
-            StoreTarget::Sqlite(p) if p == Path::new(DEFAULT_STORE_PATH)
+            Some(StoreTarget::Sqlite(p)) if p == Path::new(DEFAULT_STORE_PATH)
         ));
+    }
+
+    #[test]
+    fn one_key_alone_is_refused_and_none_marks_a_host_that_changes_nothing() {
+        let err = parse("login_store = postgresql://mail:pw@10.0.0.5/apppw").unwrap_err();
+        assert!(
+            err.to_string().contains("manage_store: is missing"),
+            "{err}"
+        );
+        let err = parse("manage_store = sqlite:/srv/a.db").unwrap_err();
+        assert!(err.to_string().contains("login_store: is missing"), "{err}");
+        let mail_only =
+            parse("login_store = postgresql://mail:pw@10.0.0.5/apppw\nmanage_store = none")
+                .unwrap();
+        assert!(mail_only.target_for(StoreUser::Ctl).is_none());
+        assert!(mail_only.target_for(StoreUser::Module).is_some());
     }
 
     #[test]
     fn mistakes_name_the_line_and_never_the_password() {
         for (text, line) in [
+            (
+                "login_store: postgresql://mail:hunter2@10.0.0.5/apppw?connect_timeout=5",
+                1,
+            ),
+            ("login_store postgresql://mail:hunter2=@10.0.0.5/apppw", 1),
             ("postgresql://mail:hunter2@10.0.0.5/apppw", 1),
             (
                 "\nlogin_store = postgresql://mail:hunter2@db.example.org/apppw",
@@ -188,6 +307,8 @@ mod tests {
             ),
             ("store = postgresql://mail:hunter2@10.0.0.5/apppw", 1),
         ] {
+            let text = format!("{text}\nmanage_store = none\n");
+            let text = text.as_str();
             let err = parse(text).unwrap_err();
             let message = err.to_string();
             assert!(
@@ -197,7 +318,13 @@ mod tests {
             assert!(!message.contains("hunter2"), "{message}");
         }
         // The module must be given addresses; apppw-ctl may use names.
-        assert!(parse("manage_store = postgresql://ctl:pw@db.example.org/apppw").is_ok());
+        assert!(
+            parse(
+                "login_store = postgresql://m:pw@10.0.0.5/apppw\n\
+                 manage_store = postgresql://ctl:pw@db.example.org/apppw"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

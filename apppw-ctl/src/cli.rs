@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    audit, completions, edit, init, list, lockdown, new, password_changed, prune, rename, revoke,
+    audit, completions, edit, init, list, lockdown, migrate, new, password_changed, prune, rename,
+    revoke,
 };
 
 #[derive(Parser)]
@@ -76,4 +77,6 @@ pub enum ManagingCommand {
     Prune(prune::PruneArgs),
     /// Set up this host: the apppw group, the store directory and database, the config (root only)
     Init(init::InitArgs),
+    /// Copy every row of the store into an empty one, e.g. from SQLite to PostgreSQL, and check the copy (root only)
+    Migrate(migrate::MigrateArgs),
 }

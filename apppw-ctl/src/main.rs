@@ -81,6 +81,7 @@ fn dispatch(ctx: &Context, command: &ManagingCommand) -> Result<(), CtlError> {
         ManagingCommand::Lockdown(args) => commands::lockdown::run(ctx, args),
         ManagingCommand::PasswordChanged(args) => commands::password_changed::run(ctx, args),
         ManagingCommand::Prune(args) => commands::prune::run(ctx, args),
+        ManagingCommand::Migrate(args) => commands::migrate::run(ctx, args),
         ManagingCommand::Init(args) => commands::init::run(ctx, args),
     }
 }

@@ -57,6 +57,7 @@ pub fn authenticate<'a>(pamh: &'a Pam, args: &[String]) -> Result<Report<'a>, Fa
     let decide = |store: &Store| check_login(store, &SystemAccounts, &policy, &attempt);
     let decision = match &target {
         StoreTarget::Sqlite(path) => {
+            crate::kept_store::release();
             let store = Store::open(path, Access::Login).map_err(Failure::Store)?;
             decide(&store)
         }

@@ -7,18 +7,22 @@
 //! - **Forks.** The kept store remembers the pid that opened it. A child of a fork never uses
 //!   or closes its parent's connection (a Terminate or a half-read reply on a shared socket would
 //!   break the parent's session, and tokio's I/O driver would deregister the parent's epoll
-//!   entries): it forgets it, leaking only that memory once, and opens its own.
-//! - **Threads.** One login at a time uses it (a mutex). A login that finds it in use, or the
-//!   lock poisoned, opens a store of its own for that call rather than wait.
-//! - **Outages.** A store whose connection failed or timed out is dropped; a kept connection that
-//!   fails at its first call is replaced once at once (the server may have restarted since the
-//!   last login), so the next login after a restart works. A new connection that fails is the
-//!   login's answer: PAM_AUTHINFO_UNAVAIL.
-//! - **Configuration changes.** A kept store for another URL than store.conf's now is dropped.
+//!   entries): it forgets it, leaking that memory and the socket's descriptor once, and opens its
+//!   own.
+//! - **Threads.** One login at a time uses it (a mutex, never waited for): a login that finds it
+//!   in use opens a store of its own for that call. A panic while it was held (the lock is then
+//!   poisoned) drops it and goes on.
+//! - **Outages.** A kept connection is asked whether it still works (`SELECT 1`) before each
+//!   login; if not, a new one is opened, within the connect deadline, or the login is
+//!   PAM_AUTHINFO_UNAVAIL. So during an outage every attempt, whatever its token, is answered as
+//!   an outage, never as a wrong password, and the first login after the server is back works.
+//!   A login whose store call fails drops the connection; nothing is retried after a failed call.
+//! - **Configuration changes.** A kept store for another URL than store.conf's now (a changed
+//!   password included) is dropped, and so is one kept when store.conf now names SQLite.
 //! - Nothing runs between logins: the store's runtime has no thread.
 #![forbid(unsafe_code)]
 
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use apppw_core::store::{PgStore, PgTarget};
 use apppw_core::{Access, Error, Store};
@@ -31,31 +35,54 @@ struct Kept {
 
 static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
 
+/// The lock, unless another thread holds it. A poisoned lock is taken and emptied.
+fn lock() -> Option<MutexGuard<'static, Option<Kept>>> {
+    match KEPT.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::WouldBlock) => None,
+        Err(TryLockError::Poisoned(poisoned)) => {
+            let mut guard = poisoned.into_inner();
+            forget_or_drop(guard.take());
+            KEPT.clear_poison();
+            Some(guard)
+        }
+    }
+}
+
+/// Closes a kept store of this process; forgets one inherited through a fork.
+fn forget_or_drop(kept: Option<Kept>) {
+    if let Some(kept) = kept {
+        if kept.pid == std::process::id() {
+            drop(kept);
+        } else {
+            std::mem::forget(kept);
+        }
+    }
+}
+
 /// Runs `login` with a store for `target`: the kept one when it is this process's, for this URL
-/// and usable, else a new one (kept for the next login).
+/// and still answering, else a new one (kept for the next login if the login went through).
 pub fn with_login_store<T>(
     target: &PgTarget,
-    login: impl Fn(&Store) -> Result<T, Error>,
+    login: impl FnOnce(&Store) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let mut guard = match KEPT.try_lock() {
-        Ok(guard) => guard,
-        Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => {
-            let store = open(target)?;
-            return login(&store);
-        }
+    let Some(mut guard) = lock() else {
+        return login(&open(target)?);
     };
     let pid = std::process::id();
-    let reused = match guard.take() {
-        Some(kept) if kept.pid != pid => {
-            // A fork's child: the connection is the parent's.
-            std::mem::forget(kept);
+    let kept = match guard.take() {
+        Some(kept) if kept.pid == pid && kept.target.same_as(target) && kept.store.is_usable() => {
+            match &kept.store {
+                Store::Postgres(store) if store.ping().is_ok() => Some(kept),
+                _ => None,
+            }
+        }
+        other => {
+            forget_or_drop(other);
             None
         }
-        Some(kept) if kept.target.same_as(target) && kept.store.is_usable() => Some(kept),
-        Some(_) | None => None,
     };
-    let was_reused = reused.is_some();
-    let kept = match reused {
+    let kept = match kept {
         Some(kept) => kept,
         None => Kept {
             pid,
@@ -63,25 +90,15 @@ pub fn with_login_store<T>(
             store: open(target)?,
         },
     };
-    match login(&kept.store) {
-        Ok(answer) => {
-            *guard = Some(kept);
-            Ok(answer)
-        }
-        // The server may have restarted since the kept connection's last use: one new
-        // connection, at once.
-        Err(Error::DatabaseUnavailable { .. }) if was_reused => {
-            drop(kept);
-            let fresh = Kept {
-                pid,
-                target: target.clone(),
-                store: open(target)?,
-            };
-            let answer = login(&fresh.store)?;
-            *guard = Some(fresh);
-            Ok(answer)
-        }
-        Err(e) => Err(e),
+    let answer = login(&kept.store)?;
+    *guard = Some(kept);
+    Ok(answer)
+}
+
+/// Closes the kept connection, if any: store.conf no longer names PostgreSQL.
+pub fn release() {
+    if let Some(mut guard) = lock() {
+        forget_or_drop(guard.take());
     }
 }
 

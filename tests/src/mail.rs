@@ -108,8 +108,20 @@ impl MailServers {
         MailServers::start_with(&format!("!include {}", example.display()))
     }
 
+    /// The example, with Dovecot (and so its auth workers, where pam_apppw runs) in a UTS
+    /// namespace of its own whose host name is `hostname`: a second mail host of a fleet, as the
+    /// module sees it (`uname -n`), on ports of its own.
+    pub fn start_as_host(hostname: &str) -> MailServers {
+        let example = Dovecot::installed().auth_example();
+        MailServers::start_in(&format!("!include {}", example.display()), Some(hostname))
+    }
+
     /// The same with `auth` in place of the example's authentication settings.
     pub fn start_with(auth: &str) -> MailServers {
+        MailServers::start_in(auth, None)
+    }
+
+    fn start_in(auth: &str, hostname: Option<&str>) -> MailServers {
         ensure_user(MAIL_USER);
         let dir = tempfile::Builder::new()
             .prefix("apppw-mail")
@@ -174,7 +186,19 @@ impl MailServers {
         let dovecot_conf = d.join("dovecot.conf");
         let conf = dovecot_config(dovecot, d, &postfix_dir, &home, &ports, auth);
         std::fs::write(&dovecot_conf, conf).unwrap();
-        run(Command::new("dovecot").arg("-c").arg(&dovecot_conf));
+        match hostname {
+            None => run(Command::new("dovecot").arg("-c").arg(&dovecot_conf)),
+            Some(name) => run(Command::new("unshare")
+                .args([
+                    "--uts",
+                    "--",
+                    "sh",
+                    "-c",
+                    "hostname \"$0\" && exec dovecot -c \"$1\"",
+                ])
+                .arg(name)
+                .arg(&dovecot_conf)),
+        }
         for port in [
             imap,
             pop3,

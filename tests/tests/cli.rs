@@ -294,3 +294,121 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+/// `migrate` copies an SQLite store into an empty PostgreSQL store: every code logs in through
+/// the new store with the same id, the revoked one stays refused, labels, limits, last use, the
+/// trail and the history come along, and the copy is compared row by row. A non-empty target
+/// and a URL on the command line are refused, and change nothing.
+#[test]
+#[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+fn migrate_moves_every_code_to_postgresql_and_users_keep_them() {
+    use apppw_tests::backend::{CTL_ROLE, MAIL_ROLE, TestStore};
+    let w = world();
+    w.apppw_service("imap", "");
+    let (phone, phone_code) = w.mint(ALICE, "Phone");
+    let (old, old_code) = w.mint(ALICE, "Old laptop");
+    assert_success(&w.ctl(&["--user", ALICE, "edit", "Phone", "--service", "imap"]));
+    let (_, bobs) = w.mint(BOB, "Tablet");
+    assert_eq!(
+        w.login("imap", ALICE, &phone_code)
+            .from("192.0.2.7")
+            .run()
+            .auth,
+        PAM_SUCCESS
+    );
+    assert_success(&w.ctl(&["--user", ALICE, "revoke", &old.to_string()]));
+    let sqlite_before = w.snapshot();
+    let listed_before = stdout(&w.ctl(&["--json", "audit"]));
+
+    let pg = TestStore::new(Backend::Postgres);
+    let admin_file = w.dir.path().join("admin-url");
+    std::fs::write(&admin_file, pg.superuser_url()).unwrap();
+    // A file others can read is refused: it holds a superuser's password.
+    let out = w.ctl(&["migrate", "--to", admin_file.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(1));
+    assert!(
+        stderr(&out).contains("others than root can read it"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(
+        &admin_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // A URL on the command line is refused before anything is read.
+    let out = w.ctl(&["migrate", "--to", &pg.superuser_url()]);
+    assert_eq!(code(&out), Some(1));
+    assert!(stderr(&out).contains("command line"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(
+            pg.superuser_url()
+                .split('@')
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+        )
+    );
+
+    let out = w.ctl(&["--json", "migrate", "--to", admin_file.to_str().unwrap()]);
+    assert_success(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["codes"].as_i64(), report["active"].as_i64()),
+        (Some(3), Some(2))
+    );
+    assert!(report["events"].as_i64().unwrap() >= 5, "{report}");
+    assert_eq!(report["uses"], 1);
+    assert_eq!(w.snapshot(), sqlite_before, "the old store is unchanged");
+
+    // The hosts switch: store.conf names the database.
+    let conf = w.dir.path().join("store.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "login_store = {}\nmanage_store = {}\n",
+            pg.url_for(MAIL_ROLE),
+            pg.url_for(CTL_ROLE)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let pg_ctl = |args: &[&str]| {
+        let mut cmd = Command::new(ctl_binary());
+        cmd.arg("--store-conf").arg(&conf).args(args);
+        run_with_stdin(cmd, b"")
+    };
+    assert_eq!(stdout(&pg_ctl(&["--json", "audit"])), listed_before);
+    let services = w.dir.path().join("pam.d");
+    std::fs::write(
+        services.join("imap"),
+        format!(
+            "auth required {} store_conf={}\naccount required pam_permit.so\n",
+            w.module.display(),
+            conf.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(w.login("imap", ALICE, &phone_code).run().auth, PAM_SUCCESS);
+    assert_eq!(w.login("imap", BOB, &bobs).run().auth, PAM_SUCCESS);
+    assert_eq!(w.login("imap", ALICE, &old_code).run().auth, PAM_AUTH_ERR);
+    // The limits came along: the phone's code is for imap only.
+    std::fs::copy(services.join("imap"), services.join("pop3")).unwrap();
+    assert_eq!(w.login("pop3", ALICE, &phone_code).run().auth, PAM_AUTH_ERR);
+    // New codes continue after the copied ids.
+    let out = pg_ctl(&["--user", ALICE, "--json", "new", "Watch"]);
+    assert_success(&out);
+    let new_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(new_id > phone.max(old), "{new_id}");
+
+    // Into a store that is no longer empty: refused, nothing changes.
+    let before = pg.dump();
+    let out = w.ctl(&["migrate", "--to", admin_file.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(1));
+    assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+    assert_eq!(pg.dump(), before);
+}

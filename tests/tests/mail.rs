@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use apppw_tests::backend::Backend;
 use apppw_tests::mail::{Dovecot, MailServers, lmtp_offers_auth, mail_login, mail_login_from};
 use apppw_tests::system::{System, system};
 use apppw_tests::*;
@@ -34,6 +35,11 @@ impl Drop for Setup {
 /// Installs `example` as /etc/pam.d/{imap,pop3,sieve,submission,smtp}, pointing at this world's
 /// module and store.
 fn setup(example: &str) -> Setup {
+    setup_on(example, Backend::Sqlite)
+}
+
+/// The same with the store on `backend` (PostgreSQL: found through a store.conf).
+fn setup_on(example: &str, backend: Backend) -> Setup {
     let sys = system();
     for tool in ["/usr/sbin/dovecot", "/usr/sbin/postfix"] {
         assert!(
@@ -43,7 +49,7 @@ fn setup(example: &str) -> Setup {
     }
     ensure_user(ALICE);
     ensure_user(BOB);
-    let world = World::new();
+    let world = World::on(backend);
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../packaging/examples/pam.d")
@@ -52,7 +58,7 @@ fn setup(example: &str) -> Setup {
     .unwrap()
     .replace(
         "pam_apppw.so",
-        &format!("{} db={}", world.module.display(), world.store.display()),
+        &format!("{} {}", world.module.display(), world.store_option()),
     );
     for service in SERVICES {
         std::fs::write(Path::new("/etc/pam.d").join(service), &text).unwrap();
@@ -683,4 +689,52 @@ fn the_documented_edit_of_the_distributions_dovecot_config_leaves_one_pam_passdb
             ["passdb pam {service_name = %{protocol};use_cache = no;"]
         ),
     }
+}
+
+/// Two mail hosts, each a real Dovecot with the shipped example and a host name of its own
+/// (mx-a, mx-b), share one PostgreSQL store through store.conf: a code minted once logs in on
+/// both at once, each use is recorded with the host that saw it, and a revocation is refused by
+/// both at the next login, with no cache of the answer anywhere.
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn two_mail_hosts_sharing_postgresql_see_the_same_codes_at_once() {
+    let s = setup_on("mail-apppw-only", Backend::Postgres);
+    let a = MailServers::start_as_host("mx-a");
+    let b = MailServers::start_as_host("mx-b");
+    let (id, code) = s.world.mint(ALICE, "Phone mail");
+    for (host, servers) in [("mx-a", &a), ("mx-b", &b)] {
+        assert!(
+            mail_login("imap", "plain", servers.imap, ALICE, &code),
+            "{host} refused a code minted a moment ago:\n{}",
+            servers.dovecot_log()
+        );
+    }
+    let out = s.world.ctl(&[
+        "--user",
+        ALICE,
+        "--json",
+        "list",
+        "--history",
+        &id.to_string(),
+    ]);
+    assert_success(&out);
+    let uses: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut hosts: Vec<&str> = uses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["host"].as_str().unwrap())
+        .collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, ["mx-a", "mx-b"], "{uses}");
+    assert_success(&s.world.ctl(&["--user", ALICE, "revoke", &id.to_string()]));
+    for (host, servers) in [("mx-b", &b), ("mx-a", &a)] {
+        assert!(
+            !mail_login("imap", "plain", servers.imap, ALICE, &code),
+            "{host} still accepts a revoked code"
+        );
+    }
+    // A new code works on the other host at its first login.
+    let (_, second) = s.world.mint(ALICE, "Laptop");
+    assert!(mail_login("imap", "login", b.imap, ALICE, &second));
 }

@@ -490,6 +490,75 @@ fn orphans_among(codes: Vec<CodeInfo>, accounts: &impl Accounts) -> Result<Vec<O
     Ok(orphans)
 }
 
+/// Every column of one `app_passwords` row, as stored (limits as their column text, the hash as
+/// is): what `migrate` copies and compares. Its `Debug` leaves the hash out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    pub id: i64,
+    pub user: String,
+    pub label: String,
+    pub lookup_tag: i64,
+    pub hash: Option<Zeroizing<String>>,
+    pub created: i64,
+    pub revoked: Option<i64>,
+    pub last_used: Option<i64>,
+    pub last_service: Option<String>,
+    pub last_rhost: Option<String>,
+    pub last_host: Option<String>,
+    pub use_count: i64,
+    pub created_by: Option<String>,
+    pub revoked_by: Option<String>,
+    pub services: Option<String>,
+    pub networks: Option<String>,
+    pub expires: Option<i64>,
+    pub owner_uid: Option<i64>,
+}
+
+impl std::fmt::Debug for CodeRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeRow")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("label", &self.label)
+            .field("has_hash", &self.hash.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The columns of [`CodeRow`], in its order.
+const CODE_ROW_COLUMNS: &str = "id, \"user\", label, lookup_tag, hash, created, revoked, last_used, \
+     last_service, last_rhost, last_host, use_count, created_by, revoked_by, services, networks, \
+     expires, owner_uid";
+
+/// One `events` row, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub event: Event,
+    pub owner_uid: Option<i64>,
+}
+
+/// The columns of [`EventRow`], in its order.
+const EVENT_ROW_COLUMNS: &str =
+    "id, time, actor_uid, actor, origin, \"user\", action, code_id, label, detail, owner_uid";
+
+/// The columns of [`UseRow`], in its order.
+const USE_ROW_COLUMNS: &str = "code_id, service, rhost, host, first, last, count";
+
+/// One `code_uses` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UseRow {
+    pub code_id: i64,
+    pub entry: UseEntry,
+}
+
+/// Every row of a store, ordered by key: what `migrate` copies, and compares after copying.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreRows {
+    pub codes: Vec<CodeRow>,
+    pub events: Vec<EventRow>,
+    pub uses: Vec<UseRow>,
+}
+
 /// An open store, whichever database holds it.
 pub enum Store {
     /// The SQLite file on this host.
@@ -684,6 +753,19 @@ impl Store {
     /// One of `owner`'s codes, active or revoked, by id (for `list --history`).
     pub fn find_any(&self, owner: Owner<'_>, id: i64) -> Result<CodeInfo, Error> {
         on_backend!(self, s => s.find_any(owner, id))
+    }
+
+    /// Every row, for `migrate`: codes by id, events by id, uses by (code, service, host...).
+    /// One read transaction, so the rows are one moment's.
+    pub fn export(&mut self) -> Result<StoreRows, Error> {
+        on_backend!(self, s => s.export())
+    }
+
+    /// Writes `rows` into this store, which must hold no code and no event (else
+    /// `MigrateTargetNotEmpty`, and nothing is written), in one transaction, ids as they are;
+    /// new ids continue after the highest copied.
+    pub fn import(&mut self, rows: &StoreRows) -> Result<(), Error> {
+        on_backend!(self, s => s.import(rows))
     }
 }
 

@@ -14,10 +14,11 @@ use zeroize::Zeroizing;
 
 use super::pg_connection::{Failure, PgTarget, Session};
 use super::{
-    Access, BindOutcome, CAPPED_ACTIONS, CODE_INFO_COLUMNS, Candidate, Changer, CodeInfo, CodeRef,
-    DAY_SECS, Edit, Event, EventRecord, EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner,
-    RevokeScope, UseEntry, UseRecord, ask_about_unbound, binding_detail, bound, daily_cap_verdict,
-    orphans_pruned_detail, prune_detail, scope_detail,
+    Access, BindOutcome, CAPPED_ACTIONS, CODE_INFO_COLUMNS, CODE_ROW_COLUMNS, Candidate, Changer,
+    CodeInfo, CodeRef, CodeRow, DAY_SECS, EVENT_ROW_COLUMNS, Edit, Event, EventRecord, EventRow,
+    EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner, RevokeScope, StoreRows,
+    USE_ROW_COLUMNS, UseEntry, UseRecord, UseRow, ask_about_unbound, binding_detail, bound,
+    daily_cap_verdict, orphans_pruned_detail, prune_detail, scope_detail,
 };
 use crate::accounts::Accounts;
 use crate::error::Error;
@@ -223,9 +224,247 @@ impl PgStore {
         })
     }
 
+    /// Opens the store as its owner, through a superuser's URL (or a member of apppw_owner's):
+    /// for `migrate`, whose copy writes ids and the history, which apppw-ctl's role may not.
+    pub fn open_as_owner(admin: &PgTarget) -> Result<PgStore, Error> {
+        let store = PgStore {
+            session: Session::connect(admin, MANAGE_STATEMENT_DEADLINE)?,
+        };
+        store.session.batch(&format!("SET ROLE {PG_OWNER_ROLE}"))?;
+        let row = store
+            .session
+            .query_opt("SELECT application_id, version FROM apppw.store_info", &[])?;
+        match row {
+            Some(row)
+                if get::<i32>(&store, &row, 0)? == APPLICATION_ID
+                    && get::<i32>(&store, &row, 1)? == PG_LATEST_VERSION =>
+            {
+                Ok(store)
+            }
+            _ => Err(Error::DatabaseNotAStore {
+                store: store.location().into(),
+                reason: "no apppw store of this version: run `apppw-ctl init --admin-url` first"
+                    .into(),
+            }),
+        }
+    }
+
+    /// See [`super::Store::export`]: one REPEATABLE READ snapshot.
+    pub fn export(&mut self) -> Result<StoreRows, Error> {
+        let tx = self.session.transaction()?;
+        tx.batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        let codes = tx
+            .query(
+                &format!("SELECT {CODE_ROW_COLUMNS} FROM apppw.app_passwords ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                let tag: i32 = get_in(&tx, r, 3)?;
+                Ok(CodeRow {
+                    id: get_in(&tx, r, 0)?,
+                    user: get_in(&tx, r, 1)?,
+                    label: get_in(&tx, r, 2)?,
+                    lookup_tag: i64::from(tag),
+                    hash: get_in::<Option<String>>(&tx, r, 4)?.map(Zeroizing::new),
+                    created: get_in(&tx, r, 5)?,
+                    revoked: get_in(&tx, r, 6)?,
+                    last_used: get_in(&tx, r, 7)?,
+                    last_service: get_in(&tx, r, 8)?,
+                    last_rhost: get_in(&tx, r, 9)?,
+                    last_host: get_in(&tx, r, 10)?,
+                    use_count: get_in(&tx, r, 11)?,
+                    created_by: get_in(&tx, r, 12)?,
+                    revoked_by: get_in(&tx, r, 13)?,
+                    services: get_in(&tx, r, 14)?,
+                    networks: get_in(&tx, r, 15)?,
+                    expires: get_in(&tx, r, 16)?,
+                    owner_uid: get_in(&tx, r, 17)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let events = tx
+            .query(
+                &format!("SELECT {EVENT_ROW_COLUMNS} FROM apppw.events ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                let actor_uid: i64 = get_in(&tx, r, 2)?;
+                Ok(EventRow {
+                    event: Event {
+                        id: get_in(&tx, r, 0)?,
+                        time: get_in(&tx, r, 1)?,
+                        actor_uid: u32::try_from(actor_uid).map_err(|_| Error::DatabaseFailed {
+                            store: tx.location().into(),
+                            reason: format!("an event has actor uid {actor_uid}"),
+                        })?,
+                        actor: get_in(&tx, r, 3)?,
+                        origin: get_in(&tx, r, 4)?,
+                        user: get_in(&tx, r, 5)?,
+                        action: get_in(&tx, r, 6)?,
+                        code_id: get_in(&tx, r, 7)?,
+                        label: get_in(&tx, r, 8)?,
+                        detail: get_in(&tx, r, 9)?,
+                    },
+                    owner_uid: get_in(&tx, r, 10)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        // Byte order (COLLATE "C"), as SQLite sorts text.
+        let uses = tx
+            .query(
+                &format!(
+                    "SELECT {USE_ROW_COLUMNS} FROM apppw.code_uses
+                     ORDER BY code_id, service COLLATE \"C\", rhost COLLATE \"C\", host COLLATE \"C\""
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(UseRow {
+                    code_id: get_in(&tx, r, 0)?,
+                    entry: UseEntry {
+                        service: get_in(&tx, r, 1)?,
+                        rhost: get_in(&tx, r, 2)?,
+                        host: get_in(&tx, r, 3)?,
+                        first: get_in(&tx, r, 4)?,
+                        last: get_in(&tx, r, 5)?,
+                        count: get_in(&tx, r, 6)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        tx.commit()?;
+        Ok(StoreRows {
+            codes,
+            events,
+            uses,
+        })
+    }
+
+    /// See [`super::Store::import`]: needs the owner's rights ([`PgStore::open_as_owner`]).
+    /// The identity sequences are moved past the copied ids.
+    pub fn import(&mut self, rows: &StoreRows) -> Result<(), Error> {
+        let tx = self.session.transaction()?;
+        tx.batch(
+            "LOCK TABLE apppw.app_passwords, apppw.events, apppw.code_uses IN EXCLUSIVE MODE",
+        )?;
+        let row = tx.query_one(
+            "SELECT (SELECT count(*) FROM apppw.app_passwords),
+                    (SELECT count(*) FROM apppw.events),
+                    (SELECT count(*) FROM apppw.code_uses)",
+            &[],
+        )?;
+        let (codes, events, uses): (i64, i64, i64) = (
+            get_in(&tx, &row, 0)?,
+            get_in(&tx, &row, 1)?,
+            get_in(&tx, &row, 2)?,
+        );
+        if codes + events + uses > 0 {
+            return Err(Error::MigrateTargetNotEmpty {
+                store: tx.location().into(),
+                codes,
+                events,
+            });
+        }
+        for c in &rows.codes {
+            let tag = i32::try_from(c.lookup_tag).map_err(|_| Error::DatabaseFailed {
+                store: tx.location().into(),
+                reason: format!("code {} has lookup tag {} out of range", c.id, c.lookup_tag),
+            })?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO apppw.app_passwords ({CODE_ROW_COLUMNS}) OVERRIDING SYSTEM VALUE
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                             $16, $17, $18)"
+                ),
+                &[
+                    &c.id,
+                    &c.user,
+                    &c.label,
+                    &tag,
+                    &c.hash.as_deref().map(String::as_str),
+                    &c.created,
+                    &c.revoked,
+                    &c.last_used,
+                    &c.last_service,
+                    &c.last_rhost,
+                    &c.last_host,
+                    &c.use_count,
+                    &c.created_by,
+                    &c.revoked_by,
+                    &c.services,
+                    &c.networks,
+                    &c.expires,
+                    &c.owner_uid,
+                ],
+            )?;
+        }
+        for e in &rows.events {
+            let ev = &e.event;
+            tx.execute(
+                &format!(
+                    "INSERT INTO apppw.events ({EVENT_ROW_COLUMNS}) OVERRIDING SYSTEM VALUE
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ),
+                &[
+                    &ev.id,
+                    &ev.time,
+                    &i64::from(ev.actor_uid),
+                    &ev.actor,
+                    &ev.origin,
+                    &ev.user,
+                    &ev.action,
+                    &ev.code_id,
+                    &ev.label,
+                    &ev.detail,
+                    &e.owner_uid,
+                ],
+            )?;
+        }
+        for u in &rows.uses {
+            let en = &u.entry;
+            tx.execute(
+                &format!(
+                    "INSERT INTO apppw.code_uses ({USE_ROW_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ),
+                &[
+                    &u.code_id,
+                    &en.service,
+                    &en.rhost,
+                    &en.host,
+                    &en.first,
+                    &en.last,
+                    &en.count,
+                ],
+            )?;
+        }
+        for table in ["app_passwords", "events"] {
+            tx.query_one(
+                &format!(
+                    "SELECT pg_catalog.setval(
+                         pg_catalog.pg_get_serial_sequence('apppw.{table}', 'id'),
+                         coalesce(max(id), 1), max(id) IS NOT NULL)
+                     FROM apppw.{table}"
+                ),
+                &[],
+            )?;
+        }
+        tx.commit()
+    }
+
     /// The store's URL without its password.
     pub fn location(&self) -> &str {
         self.session.location()
+    }
+
+    /// Asks the server whether this connection still works (one round trip): a kept connection
+    /// is checked before each login, so that during an outage every attempt, whatever its
+    /// token, is answered as an outage, never as a wrong password.
+    pub fn ping(&self) -> Result<(), Error> {
+        self.session.batch("SELECT 1")
     }
 
     /// Whether the connection can still be used (see `Session::is_usable`).

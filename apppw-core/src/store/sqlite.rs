@@ -12,10 +12,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use zeroize::Zeroizing;
 
 use super::{
-    Access, BindOutcome, CAPPED_ACTIONS, CODE_INFO_COLUMNS, Candidate, Changer, CodeInfo, CodeRef,
-    DAY_SECS, Edit, Event, EventRecord, EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner,
-    RevokeScope, UseEntry, UseRecord, ask_about_unbound, binding_detail, bound, daily_cap_verdict,
-    orphans_pruned_detail, prune_detail, scope_detail,
+    Access, BindOutcome, CAPPED_ACTIONS, CODE_INFO_COLUMNS, CODE_ROW_COLUMNS, Candidate, Changer,
+    CodeInfo, CodeRef, CodeRow, DAY_SECS, EVENT_ROW_COLUMNS, Edit, Event, EventRecord, EventRow,
+    EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner, RevokeScope, StoreRows,
+    USE_ROW_COLUMNS, UseEntry, UseRecord, UseRow, ask_about_unbound, binding_detail, bound,
+    daily_cap_verdict, orphans_pruned_detail, prune_detail, scope_detail,
 };
 use crate::accounts::Accounts;
 use crate::error::Error;
@@ -720,6 +721,195 @@ impl SqliteStore {
                 user: owner.name.into(),
                 what: CodeRef::Id(id).describe(),
             })
+    }
+
+    /// See [`super::Store::export`].
+    pub fn export(&mut self) -> Result<StoreRows, Error> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| classify(&path, &e);
+        // A read transaction: one snapshot of all three tables.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(err)?;
+        let codes = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {CODE_ROW_COLUMNS} FROM app_passwords ORDER BY id"
+                ))
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(CodeRow {
+                        id: r.get(0)?,
+                        user: r.get(1)?,
+                        label: r.get(2)?,
+                        lookup_tag: r.get(3)?,
+                        hash: r.get::<_, Option<String>>(4)?.map(Zeroizing::new),
+                        created: r.get(5)?,
+                        revoked: r.get(6)?,
+                        last_used: r.get(7)?,
+                        last_service: r.get(8)?,
+                        last_rhost: r.get(9)?,
+                        last_host: r.get(10)?,
+                        use_count: r.get(11)?,
+                        created_by: r.get(12)?,
+                        revoked_by: r.get(13)?,
+                        services: r.get(14)?,
+                        networks: r.get(15)?,
+                        expires: r.get(16)?,
+                        owner_uid: r.get(17)?,
+                    })
+                })
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+        };
+        let events = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {EVENT_ROW_COLUMNS} FROM events ORDER BY id"
+                ))
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(EventRow {
+                        event: Event {
+                            id: r.get(0)?,
+                            time: r.get(1)?,
+                            actor_uid: r.get(2)?,
+                            actor: r.get(3)?,
+                            origin: r.get(4)?,
+                            user: r.get(5)?,
+                            action: r.get(6)?,
+                            code_id: r.get(7)?,
+                            label: r.get(8)?,
+                            detail: r.get(9)?,
+                        },
+                        owner_uid: r.get(10)?,
+                    })
+                })
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+        };
+        let uses = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {USE_ROW_COLUMNS} FROM code_uses ORDER BY code_id, service, rhost, host"
+                ))
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(UseRow {
+                        code_id: r.get(0)?,
+                        entry: UseEntry {
+                            service: r.get(1)?,
+                            rhost: r.get(2)?,
+                            host: r.get(3)?,
+                            first: r.get(4)?,
+                            last: r.get(5)?,
+                            count: r.get(6)?,
+                        },
+                    })
+                })
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+        };
+        tx.commit().map_err(err)?;
+        Ok(StoreRows {
+            codes,
+            events,
+            uses,
+        })
+    }
+
+    /// See [`super::Store::import`]. AUTOINCREMENT remembers the highest id inserted, so new
+    /// ids continue after the copied ones.
+    pub fn import(&mut self, rows: &StoreRows) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| classify(&path, &e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let (codes, events): (i64, i64) = tx
+            .query_row(
+                "SELECT (SELECT count(*) FROM app_passwords), (SELECT count(*) FROM events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(err)?;
+        let uses: i64 = tx
+            .query_row("SELECT count(*) FROM code_uses", [], |r| r.get(0))
+            .map_err(err)?;
+        if codes + events + uses > 0 {
+            return Err(Error::MigrateTargetNotEmpty {
+                store: path.display().to_string(),
+                codes,
+                events,
+            });
+        }
+        for c in &rows.codes {
+            tx.execute(
+                &format!(
+                    "INSERT INTO app_passwords ({CODE_ROW_COLUMNS}) VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                ),
+                params![
+                    c.id,
+                    c.user,
+                    c.label,
+                    c.lookup_tag,
+                    c.hash.as_deref(),
+                    c.created,
+                    c.revoked,
+                    c.last_used,
+                    c.last_service,
+                    c.last_rhost,
+                    c.last_host,
+                    c.use_count,
+                    c.created_by,
+                    c.revoked_by,
+                    c.services,
+                    c.networks,
+                    c.expires,
+                    c.owner_uid
+                ],
+            )
+            .map_err(err)?;
+        }
+        for e in &rows.events {
+            let ev = &e.event;
+            tx.execute(
+                &format!(
+                    "INSERT INTO events ({EVENT_ROW_COLUMNS}) VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ),
+                params![
+                    ev.id,
+                    ev.time,
+                    ev.actor_uid,
+                    ev.actor,
+                    ev.origin,
+                    ev.user,
+                    ev.action,
+                    ev.code_id,
+                    ev.label,
+                    ev.detail,
+                    e.owner_uid
+                ],
+            )
+            .map_err(err)?;
+        }
+        for u in &rows.uses {
+            let en = &u.entry;
+            tx.execute(
+                &format!(
+                    "INSERT INTO code_uses ({USE_ROW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    u.code_id, en.service, en.rhost, en.host, en.first, en.last, en.count
+                ],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     /// The store's file.

@@ -14,6 +14,7 @@ use std::process::Command;
 use apppw_core::config::DEFAULT_CONFIG_TEXT;
 use apppw_core::secure_path::{STORE_GROUP, store_gid};
 use apppw_core::store::{PgStore, PgTarget, StoreTarget};
+use apppw_core::store_config::read_secret_url;
 use clap::Args;
 
 use super::open_store;
@@ -163,9 +164,6 @@ fn init_sqlite(
     Ok(())
 }
 
-/// Most bytes read for the admin URL.
-const MAX_ADMIN_URL_BYTES: u64 = 4096;
-
 /// The PostgreSQL store: the roles and the schema, made or upgraded as the superuser whose URL
 /// `--admin-url` gives, then a check that apppw-ctl's own URL (manage_store) reaches it.
 fn init_postgres(
@@ -174,27 +172,13 @@ fn init_postgres(
     args: &InitArgs,
     done: &mut Vec<String>,
 ) -> Result<(), CtlError> {
-    use std::io::Read;
     let Some(source) = &args.admin_url else {
         return Err(setup_error(
             format!("setting up the PostgreSQL store {}", target.location()),
             "it needs a database superuser once: put its postgresql:// URL in a file only root can read and run `apppw-ctl init --admin-url FILE` (or `--admin-url -` to read it from stdin)",
         ));
     };
-    let mut text = zeroize::Zeroizing::new(String::new());
-    let read = if source == Path::new("-") {
-        std::io::stdin()
-            .take(MAX_ADMIN_URL_BYTES)
-            .read_to_string(&mut text)
-    } else {
-        File::open(source).and_then(|f| f.take(MAX_ADMIN_URL_BYTES).read_to_string(&mut text))
-    };
-    read.map_err(|e| {
-        setup_error(
-            format!("reading the admin URL from {}", source.display()),
-            e,
-        )
-    })?;
+    let text = read_secret_url(source)?;
     let admin = PgTarget::parse(text.trim(), false)?;
     let report = PgStore::initialize(&admin)?;
     for role in &report.created_roles {

@@ -8,6 +8,7 @@ pub mod init;
 pub mod limits;
 pub mod list;
 pub mod lockdown;
+pub mod migrate;
 pub mod new;
 pub mod password_changed;
 pub mod prune;
