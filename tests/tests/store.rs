@@ -14,7 +14,7 @@ use apppw_core::mint::{MintRequest, Minted, mint};
 use apppw_core::schema::USE_HISTORY_LIMIT;
 use apppw_core::schema::{APPLICATION_ID, LATEST_VERSION, migrate};
 use apppw_core::scope::{Limit, Scope};
-use apppw_core::store::{BindOutcome, Binding, UseRecord};
+use apppw_core::store::{BindOutcome, Binding, StoreTarget, UseRecord};
 use apppw_core::{
     Access, Changer, CodeRef, Edit, EventsAbout, Label, Owner, Policy, RevokeScope, Store,
 };
@@ -1622,6 +1622,67 @@ fn a_stopped_postgresql_is_unavailable_fast_and_says_where() {
     assert!(text.contains("127.0.0.1"), "{text}");
     assert!(!text.contains(apppw_tests::backend::MAIL_ROLE.1), "{text}");
     f.store.server().start_again();
+    assert_eq!(
+        accepted_id(&f.login("alice", phone.code.as_bytes())),
+        Some(phone.id)
+    );
+}
+
+/// A server that accepts the connection and then says nothing (stopped, overloaded, or a relay
+/// that swallows the startup) is an outage within the connect timeout, not a hang: the deadline
+/// covers TLS and authentication, not only TCP.
+#[test]
+fn a_server_that_accepts_and_stalls_is_unavailable_within_the_connect_timeout() {
+    use apppw_core::store::PgTarget;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let target = PgTarget::parse(
+        &format!("postgresql://apppw_mail:pw@127.0.0.1:{port}/apppw?connect_timeout=1"),
+        true,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = Store::open_target(&StoreTarget::Postgres(Box::new(target)), Access::Login)
+        .err()
+        .expect("a silent server is an error");
+    let waited = started.elapsed();
+    assert!(matches!(err, Error::DatabaseUnavailable { .. }), "{err}");
+    assert!(err.to_string().contains("no answer within 1 s"), "{err}");
+    // The bound is the deadline, not TCP's own minutes.
+    assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+    drop(silent);
+}
+
+/// A wrong password and a role taken out of apppw_login are the database refusing apppw, said
+/// as such (never a wrong app password); the module answers PAM_AUTHINFO_UNAVAIL for both.
+#[test]
+fn a_wrong_role_password_or_a_revoked_role_is_refused_as_such() {
+    use apppw_core::store::PgTarget;
+    use apppw_tests::backend::MAIL_ROLE;
+    let mut f = Fixture::new(Backend::Postgres);
+    let phone = f.mint("alice", "Phone");
+    let wrong = f
+        .store
+        .url_for(MAIL_ROLE)
+        .replace(MAIL_ROLE.1, "not-the-password");
+    let target = StoreTarget::Postgres(Box::new(PgTarget::parse(&wrong, true).unwrap()));
+    let err = Store::open_target(&target, Access::Login).err().unwrap();
+    assert!(matches!(err, Error::DatabaseRefused { .. }), "{err}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+    f.store.raw("REVOKE apppw_login FROM apppw_test_mail");
+    let attempt = LoginAttempt {
+        host: Some("mx1"),
+        user: b"alice",
+        token: phone.code.as_bytes(),
+        service: Some("imap"),
+        rhost: None,
+        now: NOW,
+    };
+    let refused = Store::open_target(&f.store.target_for(MAIL_ROLE), Access::Login)
+        .and_then(|store| check_login(&store, &ACCOUNTS, &Policy::default(), &attempt));
+    let err = refused.expect_err("a role without apppw_login's rights reads nothing");
+    assert!(matches!(err, Error::DatabaseRefused { .. }), "{err}");
+    f.store.raw("GRANT apppw_login TO apppw_test_mail");
     assert_eq!(
         accepted_id(&f.login("alice", phone.code.as_bytes())),
         Some(phone.id)

@@ -9,7 +9,10 @@ use apppw_core::accounts::{Accounts, SystemAccounts};
 use apppw_core::hash::HashParams;
 use apppw_core::mint::{MintRequest, mint};
 use apppw_core::scope::Scope;
+use apppw_core::store::PgStore;
+use apppw_core::store::PgTarget;
 use apppw_core::{Access, Changer, CodeRef, Label, Owner, Policy, Store};
+use apppw_tests::backend::{Backend, CTL_ROLE, MAIL_ROLE, TestStore};
 use apppw_tests::{World, ensure_user};
 use rand::Rng;
 
@@ -25,6 +28,11 @@ pub const THOUSAND: &str = "apppw-bench-k";
 pub struct Fixtures {
     pub world: World,
     pub big_store: PathBuf,
+    /// The big store copied into a real PostgreSQL server on loopback (TLS, SCRAM), and the
+    /// store.conf that names it (service `apppw-pg`). Held for its life: dropping it stops the
+    /// server.
+    pub _postgres: TestStore,
+    pub postgres_conf: PathBuf,
     /// A right code of ONE, a right code of HUNDRED, a revoked code of ONE.
     pub one_code: String,
     pub hundred_code: String,
@@ -180,9 +188,52 @@ pub fn build(big_users: u64) -> Fixtures {
         .query_row("SELECT count(*) FROM app_passwords", [], |r| r.get(0))
         .unwrap();
     let big_rows = big_rows as u64;
+
+    // The same rows in PostgreSQL, copied as `apppw-ctl migrate` copies them.
+    let postgres = TestStore::new(Backend::Postgres);
+    let rows = Store::open_scratch(
+        &big_store,
+        Access::Manage {
+            create: false,
+            upgrade: false,
+        },
+    )
+    .unwrap()
+    .export()
+    .unwrap();
+    let admin = PgTarget::parse(&postgres.superuser_url(), false).unwrap();
+    Store::Postgres(PgStore::open_as_owner(&admin).unwrap())
+        .import(&rows)
+        .unwrap();
+    postgres.raw("VACUUM ANALYZE");
+    let postgres_conf = world.dir.path().join("store.conf");
+    std::fs::write(
+        &postgres_conf,
+        format!(
+            "login_store = {}\nmanage_store = {}\n",
+            postgres.url_for(MAIL_ROLE),
+            postgres.url_for(CTL_ROLE)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &postgres_conf,
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    world.service(
+        "apppw-pg",
+        &format!(
+            "auth required {} store_conf={}\naccount required pam_permit.so\n",
+            world.module.display(),
+            postgres_conf.display()
+        ),
+    );
     Fixtures {
         world,
         big_store,
+        _postgres: postgres,
+        postgres_conf,
         one_code,
         hundred_code,
         revoked_code,

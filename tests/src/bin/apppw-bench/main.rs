@@ -315,19 +315,61 @@ fn run(smoke: bool) {
     );
     b.row(&big_wrong_name, &big_wrong, "");
 
+    eprintln!("pam_apppw on PostgreSQL...");
+    let pg_right = b.logins("apppw-pg", ONE, &one, sizes.slow, true);
+    let pg_right_name = format!(
+        "pam_apppw on PostgreSQL (loopback, TLS): right code, store of {} codes",
+        b.fixtures.big_rows
+    );
+    b.row(
+        &pg_right_name,
+        &pg_right,
+        "one kept connection per process, SELECT 1 before each login",
+    );
+    let pg_wrong = b.logins("apppw-pg", ONE, wrong, sizes.fast, false);
+    let pg_wrong_name = format!(
+        "pam_apppw on PostgreSQL: wrong code, store of {} codes",
+        b.fixtures.big_rows
+    );
+    b.row(&pg_wrong_name, &pg_wrong, "");
+    let pg_first = {
+        // A process's first login opens the connection (TCP, TLS 1.3, SCRAM): the cost an auth
+        // worker pays once.
+        let mut micros = Vec::new();
+        for _ in 0..sizes.slow.min(20) {
+            micros.extend(Bench::collect(b.worker("apppw-pg", ONE, wrong, 1, false)).micros);
+        }
+        Sample {
+            micros,
+            failures: 0,
+            maxrss_kib: 0,
+            start_rss_kib: 0,
+        }
+    };
+    b.row(
+        "pam_apppw on PostgreSQL: a process's first login (wrong code)",
+        &pg_first,
+        "connect, TLS and SCRAM included",
+    );
+
     eprintln!("concurrency...");
-    let mut throughput = Vec::new();
-    for n in [1u32, 2, 4, 8] {
-        let started = Instant::now();
-        let children: Vec<Child> = (0..n)
-            .map(|_| b.worker("apppw", ONE, &one, sizes.concurrent, true))
-            .collect();
-        let samples: Vec<Sample> = children.into_iter().map(Bench::collect).collect();
-        let wall = started.elapsed().as_secs_f64();
-        let failures: u32 = samples.iter().map(|s| s.failures).sum();
-        let per_second = f64::from(n * sizes.concurrent) / wall;
-        throughput.push((n, per_second, failures));
-    }
+    let throughput_of = |b: &Bench, service: &str, counts: &[u32]| {
+        let mut rows = Vec::new();
+        for &n in counts {
+            let started = Instant::now();
+            let children: Vec<Child> = (0..n)
+                .map(|_| b.worker(service, ONE, &one, sizes.concurrent, true))
+                .collect();
+            let samples: Vec<Sample> = children.into_iter().map(Bench::collect).collect();
+            let wall = started.elapsed().as_secs_f64();
+            let failures: u32 = samples.iter().map(|s| s.failures).sum();
+            let per_second = f64::from(n * sizes.concurrent) / wall;
+            rows.push((n, per_second, failures));
+        }
+        rows
+    };
+    let throughput = throughput_of(&b, "apppw", &[1, 2, 4, 8]);
+    let pg_throughput = throughput_of(&b, "apppw-pg", &[1, 2]);
 
     eprintln!("logins while others create and revoke codes...");
     let churn_secs = if smoke { 3 } else { 15 };
@@ -405,6 +447,16 @@ fn run(smoke: bool) {
     );
     let audit_name = format!("apppw-ctl audit --json ({} codes)", b.fixtures.big_rows);
     b.row(&audit_name, &audit, "");
+    let pg_conf = b.fixtures.postgres_conf.to_str().unwrap().to_owned();
+    let pg_audit = time_command(
+        &["--store-conf", &pg_conf, "--json", "audit"],
+        if smoke { 2 } else { 3 },
+    );
+    let pg_audit_name = format!(
+        "apppw-ctl audit --json on PostgreSQL ({} codes)",
+        b.fixtures.big_rows
+    );
+    b.row(&pg_audit_name, &pg_audit, "");
 
     let floor_probe = Bench::collect(b.worker("permit", ONE, "x", 1, true));
     let login_probe = Bench::collect(b.worker("apppw", ONE, &one, 1, true));
@@ -431,9 +483,11 @@ fn run(smoke: bool) {
     for row in &b.rows {
         println!("{row}");
     }
-    println!("\n| processes | logins/s | failures |\n|---|---|---|");
-    for (n, per_second, failures) in &throughput {
-        println!("| {n} | {per_second:.1} | {failures} |");
+    println!("\n| store | processes | logins/s | failures |\n|---|---|---|---|");
+    for (name, rows) in [("SQLite", &throughput), ("PostgreSQL", &pg_throughput)] {
+        for (n, per_second, failures) in rows {
+            println!("| {name} | {n} | {per_second:.1} | {failures} |");
+        }
     }
     println!(
         "\nPeak RSS of a login process: {} KiB with pam_apppw, {} KiB with pam_permit (+{} KiB).",
@@ -484,6 +538,19 @@ fn run(smoke: bool) {
         ("new <= 100 ms", new.median() <= 100.0),
         ("list (1,000) <= 50 ms", list.median() <= 50.0),
         ("audit <= 3 s", audit.median() <= 3000.0),
+        (
+            "PostgreSQL: right code <= SQLite (same store) + 2 ms",
+            pg_right.median() <= big.median() + 2.0,
+        ),
+        (
+            "PostgreSQL: wrong code <= floor + 2 ms",
+            pg_wrong.median() <= floor.median() + 2.0,
+        ),
+        ("PostgreSQL: audit <= 3 s", pg_audit.median() <= 3000.0),
+        (
+            "PostgreSQL: 2 processes >= 1.8x logins/s of 1",
+            pg_throughput[1].1 >= 1.8 * pg_throughput[0].1,
+        ),
         (
             "login memory <= Argon2id memory + 10 MiB",
             memory_login.saturating_sub(memory_floor) <= 19456 + 10 * 1024,

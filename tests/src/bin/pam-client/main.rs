@@ -3,15 +3,20 @@
 //! management, end.
 //!
 //! Usage: pam-client SERVICE USER [--rhost HOST] [--no-account] [--repeat N] [--resources]
-//!                   [--in-thread] < password
+//!                   [--in-thread | --fork-between] < password
 //! `--resources` prints the open file descriptors and resident memory after the first round and
 //! after the last (`resources first FDS RSS_KIB` / `resources last FDS RSS_KIB`); `--in-thread`
-//! runs the rounds on a thread that exits before the process does.
+//! runs the rounds on a thread that exits before the process does. `--fork-between` logs in once,
+//! forks (as a server that forks workers from a process that already served a login), lets the
+//! child make the N rounds and exit, then logs in once more in the parent: what a module keeps
+//! between logins must serve both, and neither may break the other's.
 //! The password is stdin without one trailing newline (bytes after a NUL cannot pass through
 //! PAM). Prints `authenticate=<code> <text>` and `acct_mgmt=<code> <text>` for each round; exits
 //! 0 only if every step returned PAM_SUCCESS. The tests read these lines with one parser,
 //! `apppw_tests::verdicts`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
+mod fork;
 
 use std::ffi::CString;
 use std::io::Read;
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     let mut repeat = 1u32;
     let mut resources = false;
     let mut in_thread = false;
+    let mut fork_between = false;
     let mut rest = args[2..].iter();
     while let Some(arg) = rest.next() {
         match arg.to_str() {
@@ -43,6 +49,7 @@ fn main() -> ExitCode {
             Some("--no-account") => account = false,
             Some("--resources") => resources = true,
             Some("--in-thread") => in_thread = true,
+            Some("--fork-between") => fork_between = true,
             Some("--repeat") => {
                 repeat = rest
                     .next()
@@ -63,7 +70,7 @@ fn main() -> ExitCode {
         password.pop();
     }
 
-    let rounds = move || {
+    let rounds = move |repeat| {
         rounds(
             &service,
             &user,
@@ -74,12 +81,16 @@ fn main() -> ExitCode {
             resources,
         )
     };
-    let all_ok = if in_thread {
-        std::thread::spawn(rounds)
+    let all_ok = if fork_between {
+        let before = rounds(1);
+        let child = fork::run_in_child(|| rounds(repeat));
+        before && child && rounds(1)
+    } else if in_thread {
+        std::thread::spawn(move || rounds(repeat))
             .join()
             .expect("the login thread panicked")
     } else {
-        rounds()
+        rounds(repeat)
     };
     if all_ok {
         ExitCode::SUCCESS
