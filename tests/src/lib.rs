@@ -535,13 +535,19 @@ impl World {
     /// Runs apppw-ctl as root with `--db` (or, on PostgreSQL, `--store-conf`) pointing at this
     /// world's store.
     pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = self.ctl_command();
+        cmd.args(args);
+        run_with_stdin(cmd, b"")
+    }
+
+    /// apppw-ctl as root with this world's store given, to add arguments to and run as needed.
+    pub fn ctl_command(&self) -> Command {
         let mut cmd = Command::new(ctl_binary());
         match &self.postgres {
             Some((_, conf)) => cmd.arg("--store-conf").arg(conf),
             None => cmd.arg("--db").arg(&self.store),
         };
-        cmd.args(args);
-        run_with_stdin(cmd, b"")
+        cmd
     }
 
     /// Mints a code as root for `user` and returns (id, code as shown).
