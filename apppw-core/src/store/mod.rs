@@ -276,6 +276,48 @@ pub struct Edit<'a> {
     pub expected_scope: Option<&'a Scope>,
 }
 
+impl Edit<'_> {
+    /// Refuses an edit decided on limits that changed since they were read.
+    fn check_still_current(&self, owner: Owner<'_>, code: &CodeInfo) -> Result<(), Error> {
+        if self
+            .expected_scope
+            .is_some_and(|expected| *expected != code.scope)
+        {
+            return Err(Error::ChangedMeanwhile {
+                user: owner.name.into(),
+                id: code.id,
+            });
+        }
+        Ok(())
+    }
+
+    /// The label it sets, if that is not the code's label already.
+    fn new_label(&self, code: &CodeInfo) -> Option<&Label> {
+        self.label.filter(|l| l.as_str() != code.label)
+    }
+
+    /// Applies the change to `code` as read (once the backend has written it) and returns what
+    /// the event records: the action (`edited` when limits were set, else `renamed`) and the
+    /// detail (the old label, the new limits).
+    fn apply(&self, code: &mut CodeInfo) -> (&'static str, String) {
+        let mut details = Vec::new();
+        if let Some(label) = self.new_label(code) {
+            details.push(format!("label was {:?}", code.label));
+            code.label = label.as_str().into();
+        }
+        if let Some(scope) = self.scope {
+            details.push(scope_detail(scope));
+            code.scope = scope.clone();
+        }
+        let action = if self.scope.is_some() {
+            "edited"
+        } else {
+            "renamed"
+        };
+        (action, details.join("; "))
+    }
+}
+
 /// The parts of an event that are not the changer.
 #[derive(Clone, Copy)]
 struct EventRecord<'a> {
@@ -309,6 +351,18 @@ impl<'a> EventRecord<'a> {
             code_id: None,
             label: None,
             detail: Some(detail),
+        }
+    }
+
+    /// An edit of `owner`'s `code` (as changed), `action` and `detail` from [`Edit::apply`].
+    fn edit(owner: Owner<'a>, code: &'a CodeInfo, action: &'a str, detail: &'a str) -> Self {
+        EventRecord {
+            user: Some(owner.name),
+            owner_uid: Some(i64::from(owner.uid)),
+            action,
+            code_id: Some(code.id),
+            label: Some(&code.label),
+            detail: (!detail.is_empty()).then_some(detail),
         }
     }
 

@@ -18,7 +18,7 @@ use super::{
     CodeInfo, CodeRef, CodeRow, DAY_SECS, EVENT_ROW_COLUMNS, Edit, Event, EventRecord, EventRow,
     EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner, RevokeScope, StoreRows,
     USE_ROW_COLUMNS, UseEntry, UseRecord, UseRow, ask_about_unbound, binding_detail, bound,
-    daily_cap_verdict, orphans_pruned_detail, prune_detail, scope_detail,
+    daily_cap_verdict, orphans_pruned_detail, prune_detail,
 };
 use crate::accounts::Accounts;
 use crate::error::Error;
@@ -68,7 +68,8 @@ impl PgStore {
                 reason: "apppw.store_info is empty".into(),
             });
         };
-        let (application_id, version): (i32, i32) = (get(&store, &row, 0)?, get(&store, &row, 1)?);
+        let (application_id, version): (i32, i32) =
+            (get(&store.session, &row, 0)?, get(&store.session, &row, 1)?);
         if application_id != APPLICATION_ID {
             return Err(Error::DatabaseNotAStore {
                 store: store.location().into(),
@@ -118,7 +119,7 @@ impl PgStore {
                     tx.batch(&format!("CREATE ROLE {role} NOLOGIN"))?;
                     created_roles.push(role.to_owned());
                 }
-                Some(row) if get_in(&tx, &row, 0)? => {
+                Some(row) if get(&tx, &row, 0)? => {
                     return Err(Error::DatabaseRefused {
                         store: tx.location().into(),
                         reason: format!(
@@ -140,7 +141,7 @@ impl PgStore {
                 "SELECT pg_catalog.pg_has_role($1, $2, 'USAGE')",
                 &[&member, &of],
             )?;
-            if get_in::<bool>(&tx, &row, 0)? {
+            if get::<bool>(&tx, &row, 0)? {
                 return Err(Error::DatabaseRefused {
                     store: tx.location().into(),
                     reason: format!(
@@ -155,7 +156,7 @@ impl PgStore {
             &[],
         )?;
         if let Some(row) = schema_owner {
-            let owner: String = get_in(&tx, &row, 0)?;
+            let owner: String = get(&tx, &row, 0)?;
             if owner != PG_OWNER_ROLE {
                 return Err(Error::DatabaseNotAStore {
                     store: tx.location().into(),
@@ -236,8 +237,8 @@ impl PgStore {
             .query_opt("SELECT application_id, version FROM apppw.store_info", &[])?;
         match row {
             Some(row)
-                if get::<i32>(&store, &row, 0)? == APPLICATION_ID
-                    && get::<i32>(&store, &row, 1)? == PG_LATEST_VERSION =>
+                if get::<i32>(&store.session, &row, 0)? == APPLICATION_ID
+                    && get::<i32>(&store.session, &row, 1)? == PG_LATEST_VERSION =>
             {
                 Ok(store)
             }
@@ -260,26 +261,26 @@ impl PgStore {
             )?
             .iter()
             .map(|r| {
-                let tag: i32 = get_in(&tx, r, 3)?;
+                let tag: i32 = get(&tx, r, 3)?;
                 Ok(CodeRow {
-                    id: get_in(&tx, r, 0)?,
-                    user: get_in(&tx, r, 1)?,
-                    label: get_in(&tx, r, 2)?,
+                    id: get(&tx, r, 0)?,
+                    user: get(&tx, r, 1)?,
+                    label: get(&tx, r, 2)?,
                     lookup_tag: i64::from(tag),
-                    hash: get_in::<Option<String>>(&tx, r, 4)?.map(Zeroizing::new),
-                    created: get_in(&tx, r, 5)?,
-                    revoked: get_in(&tx, r, 6)?,
-                    last_used: get_in(&tx, r, 7)?,
-                    last_service: get_in(&tx, r, 8)?,
-                    last_rhost: get_in(&tx, r, 9)?,
-                    last_host: get_in(&tx, r, 10)?,
-                    use_count: get_in(&tx, r, 11)?,
-                    created_by: get_in(&tx, r, 12)?,
-                    revoked_by: get_in(&tx, r, 13)?,
-                    services: get_in(&tx, r, 14)?,
-                    networks: get_in(&tx, r, 15)?,
-                    expires: get_in(&tx, r, 16)?,
-                    owner_uid: get_in(&tx, r, 17)?,
+                    hash: get::<Option<String>>(&tx, r, 4)?.map(Zeroizing::new),
+                    created: get(&tx, r, 5)?,
+                    revoked: get(&tx, r, 6)?,
+                    last_used: get(&tx, r, 7)?,
+                    last_service: get(&tx, r, 8)?,
+                    last_rhost: get(&tx, r, 9)?,
+                    last_host: get(&tx, r, 10)?,
+                    use_count: get(&tx, r, 11)?,
+                    created_by: get(&tx, r, 12)?,
+                    revoked_by: get(&tx, r, 13)?,
+                    services: get(&tx, r, 14)?,
+                    networks: get(&tx, r, 15)?,
+                    expires: get(&tx, r, 16)?,
+                    owner_uid: get(&tx, r, 17)?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -290,24 +291,24 @@ impl PgStore {
             )?
             .iter()
             .map(|r| {
-                let actor_uid: i64 = get_in(&tx, r, 2)?;
+                let actor_uid: i64 = get(&tx, r, 2)?;
                 Ok(EventRow {
                     event: Event {
-                        id: get_in(&tx, r, 0)?,
-                        time: get_in(&tx, r, 1)?,
+                        id: get(&tx, r, 0)?,
+                        time: get(&tx, r, 1)?,
                         actor_uid: u32::try_from(actor_uid).map_err(|_| Error::DatabaseFailed {
                             store: tx.location().into(),
                             reason: format!("an event has actor uid {actor_uid}"),
                         })?,
-                        actor: get_in(&tx, r, 3)?,
-                        origin: get_in(&tx, r, 4)?,
-                        user: get_in(&tx, r, 5)?,
-                        action: get_in(&tx, r, 6)?,
-                        code_id: get_in(&tx, r, 7)?,
-                        label: get_in(&tx, r, 8)?,
-                        detail: get_in(&tx, r, 9)?,
+                        actor: get(&tx, r, 3)?,
+                        origin: get(&tx, r, 4)?,
+                        user: get(&tx, r, 5)?,
+                        action: get(&tx, r, 6)?,
+                        code_id: get(&tx, r, 7)?,
+                        label: get(&tx, r, 8)?,
+                        detail: get(&tx, r, 9)?,
                     },
-                    owner_uid: get_in(&tx, r, 10)?,
+                    owner_uid: get(&tx, r, 10)?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -323,14 +324,14 @@ impl PgStore {
             .iter()
             .map(|r| {
                 Ok(UseRow {
-                    code_id: get_in(&tx, r, 0)?,
+                    code_id: get(&tx, r, 0)?,
                     entry: UseEntry {
-                        service: get_in(&tx, r, 1)?,
-                        rhost: get_in(&tx, r, 2)?,
-                        host: get_in(&tx, r, 3)?,
-                        first: get_in(&tx, r, 4)?,
-                        last: get_in(&tx, r, 5)?,
-                        count: get_in(&tx, r, 6)?,
+                        service: get(&tx, r, 1)?,
+                        rhost: get(&tx, r, 2)?,
+                        host: get(&tx, r, 3)?,
+                        first: get(&tx, r, 4)?,
+                        last: get(&tx, r, 5)?,
+                        count: get(&tx, r, 6)?,
                     },
                 })
             })
@@ -356,11 +357,8 @@ impl PgStore {
                     (SELECT count(*) FROM apppw.code_uses)",
             &[],
         )?;
-        let (codes, events, uses): (i64, i64, i64) = (
-            get_in(&tx, &row, 0)?,
-            get_in(&tx, &row, 1)?,
-            get_in(&tx, &row, 2)?,
-        );
+        let (codes, events, uses): (i64, i64, i64) =
+            (get(&tx, &row, 0)?, get(&tx, &row, 1)?, get(&tx, &row, 2)?);
         if codes + events + uses > 0 {
             return Err(Error::MigrateTargetNotEmpty {
                 store: tx.location().into(),
@@ -500,9 +498,9 @@ impl PgStore {
             &[&code.owner.name, &code.label.as_str(), &tag, &uid],
         )?;
         let check = NewCodeCheck {
-            active: get(self, &row, 0)?,
-            label_taken: get(self, &row, 1)?,
-            tag_taken: get(self, &row, 2)?,
+            active: get(&self.session, &row, 0)?,
+            label_taken: get(&self.session, &row, 1)?,
+            tag_taken: get(&self.session, &row, 2)?,
         };
         if !check.verdict(code, max_active)? {
             return Ok(None);
@@ -525,7 +523,7 @@ impl PgStore {
                 &uid,
             ],
         )?;
-        let id: i64 = get(self, &row, 0)?;
+        let id: i64 = get(&self.session, &row, 0)?;
         record_event(
             &tx,
             by,
@@ -580,7 +578,7 @@ impl PgStore {
             ),
             &[&owner.name, &include_revoked, &i64::from(owner.uid)],
         )?;
-        code_infos(self, &rows)
+        code_infos(&self.session, &rows)
     }
 
     pub fn find(&self, owner: Owner<'_>, which: &CodeRef) -> Result<CodeInfo, Error> {
@@ -597,18 +595,9 @@ impl PgStore {
         let tx = self.session.transaction()?;
         lock_owner(&tx, owner.name)?;
         let mut code = find_active(&tx, owner, which)?;
-        if change
-            .expected_scope
-            .is_some_and(|expected| *expected != code.scope)
-        {
-            return Err(Error::ChangedMeanwhile {
-                user: owner.name.into(),
-                id: code.id,
-            });
-        }
+        change.check_still_current(owner, &code)?;
         check_daily_cap(&tx, by)?;
-        let mut details = Vec::new();
-        if let Some(label) = change.label.filter(|l| l.as_str() != code.label) {
+        if let Some(label) = change.new_label(&code) {
             let taken = tx
                 .query_opt(
                     "SELECT 1 FROM apppw.app_passwords
@@ -631,8 +620,6 @@ impl PgStore {
                 owner,
                 code.id,
             )?;
-            details.push(format!("label was {:?}", code.label));
-            code.label = label.as_str().into();
         }
         if let Some(scope) = change.scope {
             still_active(
@@ -649,27 +636,9 @@ impl PgStore {
                 owner,
                 code.id,
             )?;
-            details.push(scope_detail(scope));
-            code.scope = scope.clone();
         }
-        let action = if change.scope.is_some() {
-            "edited"
-        } else {
-            "renamed"
-        };
-        let detail = details.join("; ");
-        record_event(
-            &tx,
-            by,
-            EventRecord {
-                user: Some(owner.name),
-                owner_uid: Some(i64::from(owner.uid)),
-                action,
-                code_id: Some(code.id),
-                label: Some(&code.label),
-                detail: (!detail.is_empty()).then_some(detail.as_str()),
-            },
-        )?;
+        let (action, detail) = change.apply(&mut code);
+        record_event(&tx, by, EventRecord::edit(owner, &code, action, &detail))?;
         tx.commit()?;
         Ok(code)
     }
@@ -698,7 +667,7 @@ impl PgStore {
             ),
             &[&name, &by.now, &by.actor(), &uid],
         )?;
-        let mut revoked = code_infos(self, &rows)?;
+        let mut revoked = code_infos(&self.session, &rows)?;
         revoked.sort_by_key(|c| c.id);
         for code in &revoked {
             record_event(&tx, by, EventRecord::about_row(code, action))?;
@@ -716,7 +685,7 @@ impl PgStore {
             ),
             &[&user],
         )?;
-        code_infos(self, &rows)
+        code_infos(&self.session, &rows)
     }
 
     pub fn prune(&mut self, revoked_before: i64, by: &Changer<'_>) -> Result<usize, Error> {
@@ -754,19 +723,19 @@ impl PgStore {
         )?;
         rows.iter()
             .map(|row| {
-                let actor_uid: i64 = get(self, row, 2)?;
+                let actor_uid: i64 = get(&self.session, row, 2)?;
                 Ok(Event {
-                    id: get(self, row, 0)?,
-                    time: get(self, row, 1)?,
+                    id: get(&self.session, row, 0)?,
+                    time: get(&self.session, row, 1)?,
                     actor_uid: u32::try_from(actor_uid)
                         .map_err(|_| self.failed(format!("an event has actor uid {actor_uid}")))?,
-                    actor: get(self, row, 3)?,
-                    origin: get(self, row, 4)?,
-                    user: get(self, row, 5)?,
-                    action: get(self, row, 6)?,
-                    code_id: get(self, row, 7)?,
-                    label: get(self, row, 8)?,
-                    detail: get(self, row, 9)?,
+                    actor: get(&self.session, row, 3)?,
+                    origin: get(&self.session, row, 4)?,
+                    user: get(&self.session, row, 5)?,
+                    action: get(&self.session, row, 6)?,
+                    code_id: get(&self.session, row, 7)?,
+                    label: get(&self.session, row, 8)?,
+                    detail: get(&self.session, row, 9)?,
                 })
             })
             .collect()
@@ -790,7 +759,7 @@ impl PgStore {
         )?;
         let unbound = rows
             .iter()
-            .map(|row| Ok((get(self, row, 0)?, get(self, row, 1)?)))
+            .map(|row| Ok((get(&self.session, row, 0)?, get(&self.session, row, 1)?)))
             .collect::<Result<Vec<(String, i64)>, Error>>()?;
         let (answers, outcome) = ask_about_unbound(unbound, accounts);
         if answers.is_empty() {
@@ -823,7 +792,7 @@ impl PgStore {
             &format!("SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords ORDER BY \"user\", id"),
             &[],
         )?;
-        code_infos(self, &rows)
+        code_infos(&self.session, &rows)
     }
 
     pub(super) fn delete_orphans(
@@ -862,12 +831,12 @@ impl PgStore {
         rows.iter()
             .map(|row| {
                 Ok(UseEntry {
-                    service: get(self, row, 0)?,
-                    rhost: get(self, row, 1)?,
-                    host: get(self, row, 2)?,
-                    first: get(self, row, 3)?,
-                    last: get(self, row, 4)?,
-                    count: get(self, row, 5)?,
+                    service: get(&self.session, row, 0)?,
+                    rhost: get(&self.session, row, 1)?,
+                    host: get(&self.session, row, 2)?,
+                    first: get(&self.session, row, 3)?,
+                    last: get(&self.session, row, 4)?,
+                    count: get(&self.session, row, 5)?,
                 })
             })
             .collect()
@@ -882,7 +851,7 @@ impl PgStore {
             &[&id, &owner.name, &i64::from(owner.uid)],
         )?;
         match row {
-            Some(row) => code_info(self, &row),
+            Some(row) => code_info(&self.session, &row),
             None => Err(Error::NoSuchCode {
                 user: owner.name.into(),
                 what: CodeRef::Id(id).describe(),
@@ -902,13 +871,13 @@ impl LoginStore for PgStore {
         rows.iter()
             .map(|row| {
                 Ok(Candidate {
-                    id: get(self, row, 0)?,
-                    label: get(self, row, 1)?,
-                    hash: Zeroizing::new(get(self, row, 2)?),
-                    created: get(self, row, 3)?,
-                    last_used: get(self, row, 4)?,
-                    scope: scope_at(self, row, 5)?,
-                    owner_uid: get(self, row, 8)?,
+                    id: get(&self.session, row, 0)?,
+                    label: get(&self.session, row, 1)?,
+                    hash: Zeroizing::new(get(&self.session, row, 2)?),
+                    created: get(&self.session, row, 3)?,
+                    last_used: get(&self.session, row, 4)?,
+                    scope: scope_at(&self.session, row, 5)?,
+                    owner_uid: get(&self.session, row, 8)?,
                 })
             })
             .collect()
@@ -927,7 +896,7 @@ impl LoginStore for PgStore {
                 &record.min_interval,
             ],
         )?;
-        get(self, &row, 0)
+        get(&self.session, &row, 0)
     }
 }
 
@@ -1017,7 +986,7 @@ fn find_active(session: &Session, owner: Owner<'_>, which: &CodeRef) -> Result<C
         }
     };
     match row {
-        Some(row) => code_info_in(session, &row),
+        Some(row) => code_info(session, &row),
         None => Err(Error::NoSuchCode {
             user: owner.name.into(),
             what: which.describe(),
@@ -1027,14 +996,6 @@ fn find_active(session: &Session, owner: Owner<'_>, which: &CodeRef) -> Result<C
 
 /// Column `i` of `row`, or an error naming the store.
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    store: &PgStore,
-    row: &'a Row,
-    i: usize,
-) -> Result<T, Error> {
-    get_in(&store.session, row, i)
-}
-
-fn get_in<'a, T: tokio_postgres::types::FromSql<'a>>(
     session: &Session,
     row: &'a Row,
     i: usize,
@@ -1045,10 +1006,10 @@ fn get_in<'a, T: tokio_postgres::types::FromSql<'a>>(
 
 /// A scope from three columns starting at `first`; a value the store should never hold is an
 /// error (a damaged store), never "no limit".
-fn scope_in(session: &Session, row: &Row, first: usize) -> Result<Scope, Error> {
-    let services: Option<String> = get_in(session, row, first)?;
-    let networks: Option<String> = get_in(session, row, first + 1)?;
-    let expires: Option<i64> = get_in(session, row, first + 2)?;
+fn scope_at(session: &Session, row: &Row, first: usize) -> Result<Scope, Error> {
+    let services: Option<String> = get(session, row, first)?;
+    let networks: Option<String> = get(session, row, first + 1)?;
+    let expires: Option<i64> = get(session, row, first + 2)?;
     Scope::from_columns(services.as_deref(), networks.as_deref(), expires).map_err(|e| {
         Error::DatabaseFailed {
             store: session.location().into(),
@@ -1057,40 +1018,32 @@ fn scope_in(session: &Session, row: &Row, first: usize) -> Result<Scope, Error> 
     })
 }
 
-fn scope_at(store: &PgStore, row: &Row, first: usize) -> Result<Scope, Error> {
-    scope_in(&store.session, row, first)
-}
-
 /// A [`CodeInfo`] from [`CODE_INFO_COLUMNS`].
-fn code_info_in(session: &Session, row: &Row) -> Result<CodeInfo, Error> {
-    let last_time: Option<i64> = get_in(session, row, 5)?;
+fn code_info(session: &Session, row: &Row) -> Result<CodeInfo, Error> {
+    let last_time: Option<i64> = get(session, row, 5)?;
     Ok(CodeInfo {
-        id: get_in(session, row, 0)?,
-        user: get_in(session, row, 1)?,
-        label: get_in(session, row, 2)?,
-        created: get_in(session, row, 3)?,
-        revoked: get_in(session, row, 4)?,
+        id: get(session, row, 0)?,
+        user: get(session, row, 1)?,
+        label: get(session, row, 2)?,
+        created: get(session, row, 3)?,
+        revoked: get(session, row, 4)?,
         last_used: match last_time {
             Some(time) => Some(LastUse {
                 time,
-                service: get_in(session, row, 6)?,
-                rhost: get_in(session, row, 7)?,
-                host: get_in(session, row, 15)?,
+                service: get(session, row, 6)?,
+                rhost: get(session, row, 7)?,
+                host: get(session, row, 15)?,
             }),
             None => None,
         },
-        use_count: get_in(session, row, 8)?,
-        created_by: get_in(session, row, 9)?,
-        revoked_by: get_in(session, row, 10)?,
-        scope: scope_in(session, row, 11)?,
-        owner_uid: get_in(session, row, 14)?,
+        use_count: get(session, row, 8)?,
+        created_by: get(session, row, 9)?,
+        revoked_by: get(session, row, 10)?,
+        scope: scope_at(session, row, 11)?,
+        owner_uid: get(session, row, 14)?,
     })
 }
 
-fn code_info(store: &PgStore, row: &Row) -> Result<CodeInfo, Error> {
-    code_info_in(&store.session, row)
-}
-
-fn code_infos(store: &PgStore, rows: &[Row]) -> Result<Vec<CodeInfo>, Error> {
-    rows.iter().map(|row| code_info(store, row)).collect()
+fn code_infos(session: &Session, rows: &[Row]) -> Result<Vec<CodeInfo>, Error> {
+    rows.iter().map(|row| code_info(session, row)).collect()
 }

@@ -16,7 +16,7 @@ use super::{
     CodeInfo, CodeRef, CodeRow, DAY_SECS, EVENT_ROW_COLUMNS, Edit, Event, EventRecord, EventRow,
     EventsAbout, LastUse, NewCode, NewCodeCheck, Orphan, Owner, RevokeScope, StoreRows,
     USE_ROW_COLUMNS, UseEntry, UseRecord, UseRow, ask_about_unbound, binding_detail, bound,
-    daily_cap_verdict, orphans_pruned_detail, prune_detail, scope_detail,
+    daily_cap_verdict, orphans_pruned_detail, prune_detail,
 };
 use crate::accounts::Accounts;
 use crate::error::Error;
@@ -357,18 +357,9 @@ impl SqliteStore {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, &e))?;
         let mut code = find_active(&tx, &path, owner, which)?;
-        if change
-            .expected_scope
-            .is_some_and(|expected| *expected != code.scope)
-        {
-            return Err(Error::ChangedMeanwhile {
-                user: owner.name.into(),
-                id: code.id,
-            });
-        }
+        change.check_still_current(owner, &code)?;
         check_daily_cap(&tx, &path, by)?;
-        let mut details = Vec::new();
-        if let Some(label) = change.label.filter(|l| l.as_str() != code.label) {
+        if let Some(label) = change.new_label(&code) {
             let taken: bool = tx
                 .query_row(
                     "SELECT count(*) > 0 FROM app_passwords
@@ -389,8 +380,6 @@ impl SqliteStore {
                 params![code.id, label.as_str()],
             )
             .map_err(|e| classify(&path, &e))?;
-            details.push(format!("label was {:?}", code.label));
-            code.label = label.as_str().into();
         }
         if let Some(scope) = change.scope {
             tx.execute(
@@ -403,27 +392,13 @@ impl SqliteStore {
                 ],
             )
             .map_err(|e| classify(&path, &e))?;
-            details.push(scope_detail(scope));
-            code.scope = scope.clone();
         }
-        let action = if change.scope.is_some() {
-            "edited"
-        } else {
-            "renamed"
-        };
-        let detail = details.join("; ");
+        let (action, detail) = change.apply(&mut code);
         record_event(
             &tx,
             &path,
             by,
-            EventRecord {
-                user: Some(owner.name),
-                owner_uid: Some(i64::from(owner.uid)),
-                action,
-                code_id: Some(code.id),
-                label: Some(&code.label),
-                detail: (!detail.is_empty()).then_some(detail.as_str()),
-            },
+            EventRecord::edit(owner, &code, action, &detail),
         )?;
         tx.commit().map_err(|e| classify(&path, &e))?;
         Ok(code)

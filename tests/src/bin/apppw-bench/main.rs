@@ -54,6 +54,16 @@ struct Sample {
 }
 
 impl Sample {
+    /// Timings alone: no failures counted, no memory read.
+    fn timings(micros: Vec<u64>) -> Sample {
+        Sample {
+            micros,
+            failures: 0,
+            maxrss_kib: 0,
+            start_rss_kib: 0,
+        }
+    }
+
     fn quantile(&self, q: f64) -> f64 {
         let mut sorted = self.micros.clone();
         sorted.sort_unstable();
@@ -108,12 +118,7 @@ impl Bench {
     fn collect(child: Child) -> Sample {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut sample = Sample {
-            micros: Vec::new(),
-            failures: 0,
-            maxrss_kib: 0,
-            start_rss_kib: 0,
-        };
+        let mut sample = Sample::timings(Vec::new());
         for line in text.lines() {
             if let Some(n) = line.strip_prefix("failures ") {
                 sample.failures = n.parse().unwrap();
@@ -169,12 +174,7 @@ fn time_command(args: &[&str], count: u32) -> Sample {
         );
         micros.push(started.elapsed().as_micros() as u64);
     }
-    Sample {
-        micros,
-        failures: 0,
-        maxrss_kib: 0,
-        start_rss_kib: 0,
-    }
+    Sample::timings(micros)
 }
 
 fn machine() -> String {
@@ -245,12 +245,7 @@ fn run(smoke: bool) {
             assert!(verify_code(&code, &phc).unwrap());
             micros.push(t.elapsed().as_micros() as u64);
         }
-        Sample {
-            micros,
-            failures: 0,
-            maxrss_kib: 0,
-            start_rss_kib: 0,
-        }
+        Sample::timings(micros)
     };
     b.row(
         "Argon2id verification alone, warm memory",
@@ -266,12 +261,7 @@ fn run(smoke: bool) {
                 .unwrap();
             micros.push(String::from_utf8_lossy(&out.stdout).trim().parse().unwrap());
         }
-        Sample {
-            micros,
-            failures: 0,
-            maxrss_kib: 0,
-            start_rss_kib: 0,
-        }
+        Sample::timings(micros)
     };
     b.row(
         "Argon2id verification alone, fresh memory",
@@ -339,12 +329,7 @@ fn run(smoke: bool) {
         for _ in 0..sizes.slow.min(20) {
             micros.extend(Bench::collect(b.worker("apppw-pg", ONE, wrong, 1, false)).micros);
         }
-        Sample {
-            micros,
-            failures: 0,
-            maxrss_kib: 0,
-            start_rss_kib: 0,
-        }
+        Sample::timings(micros)
     };
     b.row(
         "pam_apppw on PostgreSQL: a process's first login (wrong code)",
@@ -389,12 +374,7 @@ fn run(smoke: bool) {
     let loginers: Vec<Child> = (0..2)
         .map(|_| b.worker("apppw", ONE, &one, sizes.concurrent * 2, true))
         .collect();
-    let mut under_churn = Sample {
-        micros: Vec::new(),
-        failures: 0,
-        maxrss_kib: 0,
-        start_rss_kib: 0,
-    };
+    let mut under_churn = Sample::timings(Vec::new());
     for child in loginers {
         let s = Bench::collect(child);
         under_churn.micros.extend(s.micros);
@@ -428,12 +408,7 @@ fn run(smoke: bool) {
             let label = format!("cli {i}");
             micros.extend(time_command(&["--db", &db, "--user", "root", "new", &label], 1).micros);
         }
-        Sample {
-            micros,
-            failures: 0,
-            maxrss_kib: 0,
-            start_rss_kib: 0,
-        }
+        Sample::timings(micros)
     };
     b.row("apppw-ctl new", &new, "process start to exit");
     let list = time_command(
