@@ -120,12 +120,53 @@ impl Output {
         Ok(())
     }
 
+    /// Starts a JSON array to be filled with [`JsonList::push`] and closed with
+    /// [`JsonList::finish`]. (A command that fails meanwhile prints nothing: `main` writes the
+    /// buffer only after success.)
+    pub fn json_list(&self) -> JsonList<'_> {
+        self.buffer.borrow_mut().push(b'[');
+        JsonList {
+            out: self,
+            empty: true,
+        }
+    }
+
     pub fn value<T: Serialize>(&self, value: &T) -> Result<(), CtlError> {
-        // serde_json escapes control characters itself; the output is one line.
-        let mut line =
-            serde_json::to_string(value).map_err(|e| CtlError::Output(std::io::Error::other(e)))?;
-        line.push('\n');
-        self.text(&line)
+        // serde_json escapes control characters itself; the output is one line. Serialized
+        // straight into the buffer: an audit of a million codes is some 200 MB of JSON, and
+        // every copy of it (to a String, then into the buffer) cost a second in page faults.
+        let mut buffer = self.buffer.borrow_mut();
+        let start = buffer.len();
+        if let Err(e) = serde_json::to_writer(&mut *buffer, value) {
+            buffer.truncate(start);
+            return Err(CtlError::Output(std::io::Error::other(e)));
+        }
+        buffer.push(b'\n');
+        Ok(())
+    }
+}
+
+/// A JSON array written into the output one element at a time ([`Output::json_list`]): the
+/// same bytes `value` would write for the whole array, without holding every element first.
+pub struct JsonList<'a> {
+    out: &'a Output,
+    empty: bool,
+}
+
+impl JsonList<'_> {
+    pub fn push<T: Serialize>(&mut self, item: &T) -> Result<(), CtlError> {
+        let mut buffer = self.out.buffer.borrow_mut();
+        if !self.empty {
+            buffer.push(b',');
+        }
+        self.empty = false;
+        serde_json::to_writer(&mut *buffer, item)
+            .map_err(|e| CtlError::Output(std::io::Error::other(e)))
+    }
+
+    /// Closes the array and its line.
+    pub fn finish(self) {
+        self.out.buffer.borrow_mut().extend_from_slice(b"]\n");
     }
 }
 
@@ -326,11 +367,11 @@ pub fn show_events(out: &Output, events: &[Event], with_user: bool) -> Result<()
 /// with Ctrl-S must not keep it alive for ever.
 const OUTPUT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Writes `bytes` to `fd` in pieces that fit once `poll` says there is room (a pipe then takes at
-/// least PIPE_BUF bytes without blocking), giving up after [`OUTPUT_DEADLINE`].
+/// Writes `bytes` to `fd` in pieces that fit once `poll` says there is room, giving up after
+/// [`OUTPUT_DEADLINE`].
 pub fn write_within(fd: &impl AsFd, bytes: &[u8]) -> std::io::Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    const PIECE: usize = 512;
+    let piece = piece_that_fits(fd);
     let deadline = Instant::now() + OUTPUT_DEADLINE;
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -348,13 +389,37 @@ pub fn write_within(fd: &impl AsFd, bytes: &[u8]) -> std::io::Result<()> {
             Ok(_) => {}
             Err(e) => return Err(e.into()),
         }
-        match nix::unistd::write(fd, &rest[..rest.len().min(PIECE)]) {
+        match nix::unistd::write(fd, &rest[..rest.len().min(piece)]) {
             Ok(written) => rest = &rest[written..],
             Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// The most `fd` surely takes in one write, without blocking, once `poll` says there is room:
+/// a pipe or socket PIPE_BUF (4096) bytes; a regular file or /dev/null anything (64 KiB at a
+/// time); a terminal, or what cannot be told, less (512). Pieces as small as a terminal's made a
+/// million-code `audit --json` spend a second in system calls.
+fn piece_that_fits(fd: &impl AsFd) -> usize {
+    use nix::sys::stat::{SFlag, fstat};
+    use std::os::fd::AsRawFd;
+    const TERMINAL: usize = 512;
+    let raw = fd.as_fd().as_raw_fd();
+    let Ok(stat) = fstat(raw) else {
+        return TERMINAL;
+    };
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    if kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK {
+        4096
+    } else if kind == SFlag::S_IFREG
+        || (kind == SFlag::S_IFCHR && !nix::unistd::isatty(raw).unwrap_or(true))
+    {
+        64 * 1024
+    } else {
+        TERMINAL
+    }
 }
 
 #[cfg(test)]

@@ -753,7 +753,22 @@ impl Store {
     /// Every code, or one user's, revoked ones included, for `audit`: never-used codes first,
     /// then by last use, oldest first, so that stale codes stand out.
     pub fn audit(&self, user: Option<&str>) -> Result<Vec<CodeInfo>, Error> {
-        on_backend!(self, s => s.audit(user))
+        let mut codes = Vec::new();
+        self.audit_each(user, |code| {
+            codes.push(code);
+            Ok::<(), Error>(())
+        })?;
+        Ok(codes)
+    }
+
+    /// The same codes in the same order, each handed to `each` as it is read rather than all
+    /// held at once: `audit --json` of a million codes writes them out as they come.
+    pub fn audit_each<E: From<Error>>(
+        &self,
+        user: Option<&str>,
+        each: impl FnMut(CodeInfo) -> Result<(), E>,
+    ) -> Result<(), E> {
+        on_backend!(self, s => s.audit_each(user, each))
     }
 
     /// Deletes the rows of codes revoked at or before `revoked_before`; returns how many. The

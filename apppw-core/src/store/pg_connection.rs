@@ -402,6 +402,39 @@ impl Session {
             .map_err(|f| classify(&self.location, &f))
     }
 
+    /// Runs a query and hands each row to `each` as it arrives, so that a million rows are
+    /// never all held at once. One statement deadline covers the whole read. If `each` stops
+    /// early, the rest of the answer is still on the wire: the session is not used again.
+    pub(super) fn for_each_row<E: From<Error>>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut each: impl FnMut(&Row) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use futures_util::StreamExt;
+        let client = self.client().map_err(|f| classify(&self.location, &f))?;
+        let mut stopped = None;
+        let read = async {
+            let rows = client.query_raw(sql, params.iter().copied()).await?;
+            let mut rows = std::pin::pin!(rows);
+            while let Some(row) = rows.next().await {
+                if let Err(e) = each(&row?) {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+            Ok(())
+        };
+        self.wait(read).map_err(|f| classify(&self.location, &f))?;
+        match stopped {
+            Some(e) => {
+                self.broken.set(true);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn query_opt(
         &self,
         sql: &str,

@@ -676,16 +676,20 @@ impl PgStore {
         Ok(revoked)
     }
 
-    pub fn audit(&self, user: Option<&str>) -> Result<Vec<CodeInfo>, Error> {
-        let rows = self.session.query(
+    pub fn audit_each<E: From<Error>>(
+        &self,
+        user: Option<&str>,
+        mut each: impl FnMut(CodeInfo) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.session.for_each_row(
             &format!(
                 "SELECT {CODE_INFO_COLUMNS} FROM apppw.app_passwords
                  WHERE ($1::text IS NULL OR \"user\" = $1)
                  ORDER BY revoked IS NOT NULL, last_used IS NOT NULL, last_used, created, id"
             ),
             &[&user],
-        )?;
-        code_infos(&self.session, &rows)
+            |row| each(code_info(&self.session, row)?),
+        )
     }
 
     pub fn prune(&mut self, revoked_before: i64, by: &Changer<'_>) -> Result<usize, Error> {

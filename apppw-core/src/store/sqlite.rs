@@ -473,18 +473,23 @@ impl SqliteStore {
         Ok(revoked)
     }
 
-    /// Every code, or one user's, revoked ones included, for `audit`: never-used codes first,
-    /// then by last use, oldest first, so that stale codes stand out.
-    pub fn audit(&self, user: Option<&str>) -> Result<Vec<CodeInfo>, Error> {
+    /// Every code, or one user's, revoked ones included, in `audit`'s order, handed to `each`
+    /// as it is read.
+    pub fn audit_each<E: From<Error>>(
+        &self,
+        user: Option<&str>,
+        mut each: impl FnMut(CodeInfo) -> Result<(), E>,
+    ) -> Result<(), E> {
         let sql = format!(
             "SELECT {CODE_INFO_COLUMNS} FROM app_passwords WHERE (?1 IS NULL OR user = ?1)
              ORDER BY revoked IS NOT NULL, last_used IS NOT NULL, last_used, created, id"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
-        let rows = stmt
-            .query_map(params![user], code_info)
-            .map_err(|e| self.err(&e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+        let mut rows = stmt.query(params![user]).map_err(|e| self.err(&e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
+            each(code_info(row).map_err(|e| self.err(&e))?)?;
+        }
+        Ok(())
     }
 
     /// Deletes the rows of codes revoked at or before `revoked_before`; returns how many. The

@@ -5,7 +5,7 @@
 use apppw_core::accounts::SystemAccounts;
 use apppw_core::duration::parse_duration;
 use apppw_core::store::Orphan;
-use apppw_core::{EventsAbout, escape_text, timefmt};
+use apppw_core::{CodeInfo, EventsAbout, escape_text, timefmt};
 use clap::Args;
 use serde::Serialize;
 
@@ -43,9 +43,9 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
     if args.orphans {
         return show_orphans(ctx, &open_store(ctx, false)?.orphans(&SystemAccounts)?);
     }
-    let mut codes = open_store(ctx, false)?.audit(only_user)?;
+    let store = open_store(ctx, false)?;
     let filtering = args.never_used || args.unused_for.is_some();
-    codes.retain(|c| {
+    let shown = |c: &CodeInfo| {
         let active = c.revoked.is_none();
         let last = c.last_used.as_ref().map(|u| u.time);
         !filtering
@@ -55,35 +55,46 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<(), CtlError> {
                     (false, Some(age)) => last.is_none_or(|t| t <= ctx.now - age),
                     (false, None) => true,
                 })
-    });
+    };
+    // Each code is turned into output as it is read, never all held at once: a million codes
+    // are some 200 MB of JSON, and holding the rows and their views too took a second more.
     if ctx.out.json() {
-        let views: Vec<CodeView<'_>> = codes.iter().map(CodeView::from).collect();
-        return ctx.out.value(&views);
+        let mut list = ctx.out.json_list();
+        store.audit_each(only_user, |code| {
+            if shown(&code) {
+                list.push(&CodeView::from(&code))?;
+            }
+            Ok::<(), CtlError>(())
+        })?;
+        list.finish();
+        return Ok(());
     }
-    if codes.is_empty() {
-        return ctx.out.text("No app passwords match.\n");
-    }
-    let rows: Vec<Vec<String>> = codes
-        .iter()
-        .map(|c| {
-            vec![
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    store.audit_each(only_user, |c| {
+        if shown(&c) {
+            rows.push(vec![
                 escape_text(&c.user).into_owned(),
                 c.id.to_string(),
                 escape_text(&c.label).into_owned(),
                 timefmt::human(c.created),
                 c.use_count.to_string(),
-                limits::describe(c),
+                limits::describe(&c),
                 match c.revoked {
                     Some(t) => format!(
                         "revoked {} by {}",
                         timefmt::human(t),
                         escape_text(c.revoked_by.as_deref().unwrap_or("?"))
                     ),
-                    None => describe_last_use(c),
+                    None => describe_last_use(&c),
                 },
-            ]
-        })
-        .collect();
+            ]);
+        }
+        Ok::<(), CtlError>(())
+    })?;
+    drop(store);
+    if rows.is_empty() {
+        return ctx.out.text("No app passwords match.\n");
+    }
     let table = table(
         &[
             "USER",
