@@ -91,6 +91,11 @@ impl TestStore {
         &self.path
     }
 
+    /// The PostgreSQL server, to read from; panics under SQLite.
+    pub fn server_ref(&self) -> &PgServer {
+        self.postgres.as_ref().expect("a PostgreSQL store")
+    }
+
     /// The PostgreSQL server; panics under SQLite.
     pub fn server(&mut self) -> &mut PgServer {
         self.postgres.as_mut().expect("a PostgreSQL store")
@@ -254,12 +259,28 @@ pub fn pg_url(server: &PgServer, role: (&str, &str), dbname: &str) -> String {
     )
 }
 
+/// A URL for `role` on the database `apppw` of each of `servers` in turn (`host:port,host:port`),
+/// as a store.conf names a primary and its standbys.
+pub fn pg_url_of_servers(servers: &[&PgServer], role: (&str, &str)) -> String {
+    let hosts: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{HOST}:{}", s.port()))
+        .collect();
+    format!(
+        "postgresql://{}:{}@{}/apppw?sslrootcert={}",
+        role.0,
+        role.1,
+        hosts.join(","),
+        servers[0].ca_file().display()
+    )
+}
+
 fn pg_target(server: &PgServer, role: (&str, &str), dbname: &str) -> PgTarget {
     PgTarget::parse(&pg_url(server, role, dbname), true).expect("a valid test URL")
 }
 
 /// The superuser on `dbname`, with the schema `apppw` first on its search path.
-fn superuser(server: &PgServer, dbname: &str) -> postgres::Client {
+pub fn superuser(server: &PgServer, dbname: &str) -> postgres::Client {
     let mut config: postgres::Config = server
         .superuser_connection_string()
         .parse()
@@ -303,7 +324,8 @@ fn postgres_store() -> PgServer {
 
 /// Defines each test body `fn name(backend: Backend)` as two tests, `name::sqlite` and
 /// `name::postgresql`. `on_both_backends!(needs_root: a, b)` marks both ignored with the
-/// `NEEDS_ROOT` reason (checked by tests/tests/ignore_reasons.rs, which reads this file too).
+/// `NEEDS_ROOT` reason, `changes_host: a, b` with the `CHANGES_THE_HOST` one (both checked by
+/// tests/tests/ignore_reasons.rs, which reads this file too).
 #[macro_export]
 macro_rules! on_both_backends {
     (needs_root: $($name:ident),* $(,)?) => {
@@ -316,6 +338,22 @@ macro_rules! on_both_backends {
                 }
                 #[test]
                 #[ignore = "needs root: mints with root's --db/--user and makes users (CI runs it)"]
+                fn postgresql() {
+                    super::$name($crate::backend::Backend::Postgres);
+                }
+            }
+        )*
+    };
+    (changes_host: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+                fn sqlite() {
+                    super::$name($crate::backend::Backend::Sqlite);
+                }
+                #[test]
+                #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
                 fn postgresql() {
                     super::$name($crate::backend::Backend::Postgres);
                 }

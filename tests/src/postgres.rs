@@ -136,6 +136,7 @@ impl PgServer {
             "# apppw's tests (tests/src/postgres.rs)\n\
              # TYPE  DATABASE USER ADDRESS       METHOD\n\
              local   all      all                scram-sha-256\n\
+             local   replication all             scram-sha-256\n\
              hostssl all      all  127.0.0.1/32  scram-sha-256\n",
         )
         .unwrap();
@@ -213,6 +214,81 @@ impl PgServer {
             self.log()
         );
         self.running = true;
+    }
+
+    /// A hot standby of this server: a base backup taken over the Unix socket
+    /// (`pg_basebackup -R`, streaming from this server as its primary), started on a port of its
+    /// own with the same certificate, CA and superuser password. Read-only until
+    /// [`promote`](Self::promote)d.
+    #[must_use]
+    pub fn start_standby(&self) -> PgServer {
+        assert!(self.running, "a standby needs its primary running");
+        let dir = tempfile::Builder::new()
+            .prefix("apppw-pg")
+            .tempdir()
+            .expect("a temporary directory");
+        give(self.runner, dir.path());
+        let mut standby = PgServer {
+            bin: self.bin.clone(),
+            runner: self.runner,
+            port: 0,
+            ca: self.ca.clone(),
+            password: self.password.clone(),
+            running: false,
+            dir,
+        };
+        let data = standby.data_dir();
+        // A fast checkpoint: the default spreads it over minutes before the copy starts.
+        let backup = output(
+            standby
+                .server_program("pg_basebackup")
+                .env("PGPASSWORD", &self.password)
+                .arg("-D")
+                .arg(&data)
+                .args([
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--checkpoint=fast",
+                    "--no-sync",
+                    "-w",
+                    "-U",
+                    SUPERUSER,
+                ])
+                .arg("-h")
+                .arg(self.socket_dir())
+                .arg("-p")
+                .arg(self.port.to_string()),
+        );
+        assert!(
+            backup.status.success(),
+            "pg_basebackup failed: {}",
+            text(&backup)
+        );
+        let socket_dir = standby
+            .dir
+            .path()
+            .to_str()
+            .expect("a UTF-8 temporary directory");
+        // The copied postgresql.conf names the primary's socket directory; the last line wins.
+        append(
+            &data.join("postgresql.conf"),
+            &format!("\n# the standby's own socket\nunix_socket_directories = '{socket_dir}'\n"),
+        );
+        standby.start_on_a_free_port();
+        standby
+    }
+
+    /// Promotes a standby to a primary that accepts writes (`pg_ctl promote`, waiting until
+    /// it does).
+    pub fn promote(&mut self) {
+        let out = output(self.pg_ctl().arg("promote"));
+        assert!(
+            out.status.success(),
+            "pg_ctl promote failed: {}\nserver log:\n{}",
+            text(&out),
+            self.log()
+        );
     }
 
     /// Starts the server on a port that was free; tries another if it was taken meanwhile.
@@ -302,6 +378,7 @@ impl Drop for PgServer {
 /// administrator would type, and an implementation other than the rustls that checks the
 /// certificates. EC P-256 keys (fast to make), valid for 800 days: tests move a login's clock up
 /// to a year ahead with libfaketime, and the store's TLS checks the certificate against it.
+#[derive(Clone)]
 pub struct TestCa {
     certificate: PathBuf,
     key: PathBuf,

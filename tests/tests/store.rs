@@ -1688,3 +1688,110 @@ fn a_wrong_role_password_or_a_revoked_role_is_refused_as_such() {
         Some(phone.id)
     );
 }
+
+/// Failover as libpq's `target_session_attrs=read-write` does it. The store's URL names a hot
+/// standby first and its primary second: while both run, logins and changes go to the primary
+/// (the read-only standby is passed over, so no login reads a lagging copy). With the primary
+/// gone and the standby not yet promoted, no server takes writes: an outage, never a verdict.
+/// Once the standby is promoted, the next login works there with every code written before,
+/// and a revocation made there is refused at once.
+#[test]
+fn logins_follow_the_primary_to_a_promoted_standby() {
+    use apppw_core::store::PgTarget;
+    use apppw_tests::backend::{CTL_ROLE, MAIL_ROLE, pg_url_of_servers, superuser};
+    let mut f = Fixture::new(Backend::Postgres);
+    let phone = f.mint("alice", "Phone");
+    let mut standby = f.store.server().start_standby();
+    let both = |role| {
+        let url = pg_url_of_servers(&[&standby, f.store.server_ref()], role);
+        StoreTarget::Postgres(Box::new(PgTarget::parse(&url, true).unwrap()))
+    };
+    let (login_target, manage_target) = (both(MAIL_ROLE), both(CTL_ROLE));
+    let login = |token: &[u8]| {
+        let attempt = LoginAttempt {
+            host: Some("mx1"),
+            user: b"alice",
+            token,
+            service: Some("imap"),
+            rhost: Some("192.0.2.7"),
+            now: NOW + 5,
+        };
+        Store::open_target(&login_target, Access::Login)
+            .and_then(|store| check_login(&store, &ACCOUNTS, &Policy::default(), &attempt))
+    };
+    let manage = || {
+        Store::open_target(
+            &manage_target,
+            Access::Manage {
+                create: false,
+                upgrade: false,
+            },
+        )
+        .unwrap_or_else(|e| panic!("apppw-ctl's store across both servers: {e}"))
+    };
+
+    // Both up: the primary answers, and the use is written there.
+    assert_eq!(
+        accepted_id(&login(phone.code.as_bytes()).unwrap()),
+        Some(phone.id)
+    );
+    assert_eq!(
+        f.store.raw_i64(&format!(
+            "SELECT use_count FROM app_passwords WHERE id = {}",
+            phone.id
+        )),
+        1
+    );
+    let laptop = mint_in(&mut manage(), "alice", "Laptop", &mut f.rng).unwrap();
+    // Everything written so far reaches the standby before the primary goes.
+    let written: String = superuser(f.store.server_ref(), "apppw")
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    let mut replica = superuser(&standby, "apppw");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !replica
+        .query_one(
+            "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+            &[&written],
+        )
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", standby.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(replica);
+
+    // The primary is gone; the standby only reads: an outage, said as one.
+    f.store.server().stop();
+    let err = login(phone.code.as_bytes()).expect_err("no server takes writes");
+    assert!(matches!(err, Error::DatabaseUnavailable { .. }), "{err}");
+    assert!(!err.to_string().contains(MAIL_ROLE.1), "{err}");
+
+    // Promoted: the same URL now reaches it, with both codes, and takes changes.
+    standby.promote();
+    assert_eq!(
+        accepted_id(&login(phone.code.as_bytes()).unwrap()),
+        Some(phone.id)
+    );
+    assert_eq!(
+        accepted_id(&login(laptop.code.as_bytes()).unwrap()),
+        Some(laptop.id)
+    );
+    manage()
+        .revoke(ALICE, &CodeRef::Id(phone.id), &Changer::root(NOW + 10))
+        .unwrap();
+    assert_eq!(
+        login(phone.code.as_bytes()).unwrap(),
+        Decision::Rejected(Rejection::NoMatch)
+    );
+    let uses: i64 = superuser(&standby, "apppw")
+        .query_one(
+            "SELECT use_count FROM apppw.app_passwords WHERE id = $1",
+            &[&laptop.id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(uses, 1, "the new primary records the login");
+}
