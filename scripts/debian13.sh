@@ -19,8 +19,10 @@ mirror=http://deb.debian.org/debian
 
 # What the tests use inside the root: the mail servers (every Dovecot protocol), python3 for the
 # mail clients and the pseudo-terminal, setpriv (util-linux), useradd and chpasswd (passwd), and
-# for the package test pamtester, man-db and col (bsdextrautils), adduser (the .deb's dependency).
-packages=dovecot-imapd,dovecot-pop3d,dovecot-managesieved,dovecot-submissiond,dovecot-lmtpd,postfix,python3,libpam-modules,libpam-runtime,passwd,util-linux,adduser,pamtester,man-db,bsdextrautils
+# for the package test pamtester, man-db and col (bsdextrautils), adduser (the .deb's dependency);
+# PostgreSQL's server programs (17 on Debian 13), openssl and ca-certificates for the tests that
+# share a PostgreSQL store between mail hosts.
+packages=dovecot-imapd,dovecot-pop3d,dovecot-managesieved,dovecot-submissiond,dovecot-lmtpd,postfix,python3,libpam-modules,libpam-runtime,passwd,util-linux,adduser,pamtester,man-db,bsdextrautils,postgresql,openssl,ca-certificates
 stamp="$root/.apppw-packages"
 
 case "$root" in
@@ -75,9 +77,7 @@ inside() { # runs a command in the root with a clean environment
 
 echo "== mail tests on Debian 13"
 status=0
-# The fleet test needs a PostgreSQL server, which this root does not carry (yet): it runs on
-# Debian 12 only, and is named here so that the skip is visible.
-inside "$mail_tests" --include-ignored --skip two_mail_hosts_sharing_postgresql || status=$?
+inside "$mail_tests" --include-ignored || status=$?
 echo "== the .deb on Debian 13"
 inside /bin/bash "$repo/packaging/test-packages.sh" --deb-only || status=$?
 exit "$status"

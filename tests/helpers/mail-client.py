@@ -11,6 +11,12 @@ mail-client.py login [--from ADDRESS] PROTOCOL MECHANISM PORT USER PASSWORD
     ManageSieve NO); anything else (no connection, a timeout, another answer) is an error
     (exit 2), so a broken server never passes for one that refuses.
 
+mail-client.py auth-burst SOCKET SERVICE USER PASSWORD COUNT CLIENTS
+    COUNT logins (AUTH PLAIN) through Dovecot's authentication service itself, the auth-client
+    socket that its login processes use, from CLIENTS connections at once, each waiting for
+    one answer before it asks again. Prints "N accepted, M refused"; exits 0 only if every
+    login was accepted.
+
 mail-client.py offers-auth PORT
     Says whether the LMTP server on PORT offers AUTH after LHLO: prints "auth" (exit 0) or
     "no auth" (exit 1).
@@ -21,6 +27,7 @@ mail-client.py burst CASES_JSON
     if every answer was the expected one.
 """
 import base64
+import os
 import imaplib
 import json
 import poplib
@@ -151,6 +158,50 @@ def offers_auth(port):
         client.quit()
 
 
+def auth_burst(socket_path, service, user, password, count, clients):
+    """Dovecot's auth protocol (VERSION 1.2), as its login processes speak it: the client says
+    its version and a process id unique among the connections, the server its mechanisms and
+    DONE, then each AUTH with an initial response is answered OK or FAIL."""
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    per_client = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
+
+    def client(n):
+        accepted = refused = 0
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(60)
+            sock.connect(socket_path)
+            lines = sock.makefile("rb")
+            # Ours first: Dovecot 2.3 greets at once, 2.4 only after the client's handshake.
+            pid = (os.getpid() % 1_000_000) * 100 + n
+            sock.sendall(f"VERSION\t1\t2\nCPID\t{pid}\n".encode())
+            while True:
+                line = lines.readline()
+                if not line:
+                    raise ConnectionError("the auth service closed the connection")
+                if line == b"DONE\n":
+                    break
+            for request in range(1, per_client[n] + 1):
+                sock.sendall(
+                    f"AUTH\t{request}\tPLAIN\tservice={service}\tsecured\t"
+                    f"lip=127.0.0.1\trip=127.0.0.1\tresp={token}\n".encode()
+                )
+                answer = lines.readline().decode().rstrip("\n").split("\t")
+                if answer[:2] == ["OK", str(request)]:
+                    accepted += 1
+                elif answer[:2] == ["FAIL", str(request)]:
+                    refused += 1
+                else:
+                    raise ConnectionError(f"unexpected answer {answer[:2]}")
+        return accepted, refused
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(client, range(clients)))
+    accepted = sum(a for a, _ in results)
+    refused = sum(r for _, r in results)
+    print(f"{accepted} accepted, {refused} refused")
+    return refused == 0 and accepted == count
+
+
 def main():
     try:
         run(sys.argv[1:])
@@ -167,6 +218,9 @@ def run(args):
         accepted = login(*args[1:6], source=source)
         print("accepted" if accepted else "refused")
         sys.exit(0 if accepted else 1)
+    if args[0] == "auth-burst":
+        socket_path, service, user, password = args[1:5]
+        sys.exit(0 if auth_burst(socket_path, service, user, password, int(args[5]), int(args[6])) else 1)
     if args[0] == "offers-auth":
         offered = offers_auth(args[1])
         print("auth" if offered else "no auth")

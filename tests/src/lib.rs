@@ -495,6 +495,36 @@ impl World {
         )
     }
 
+    /// Turns on PostgreSQL's connection log for this world's store and returns a count of the
+    /// sessions the module's role has opened since. PostgreSQL stores only.
+    pub fn module_sessions(&self) -> impl Fn() -> usize + '_ {
+        let store = &self.postgres.as_ref().expect("a PostgreSQL store").0;
+        store.raw("ALTER SYSTEM SET log_connections = on");
+        store.raw("SELECT pg_reload_conf()");
+        // The reload is asynchronous: a new session shows when the server has it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.raw_i64(
+            "SELECT count(*) FROM pg_settings WHERE name = 'log_connections' AND setting = 'on'",
+        ) == 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "log_connections never took effect:\n{}",
+                store.server_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        move || {
+            store
+                .server_log()
+                .matches(&format!(
+                    "connection authorized: user={}",
+                    backend::MAIL_ROLE.0
+                ))
+                .count()
+        }
+    }
+
     /// A login through the real libpam as Dovecot makes one: `user` gives `password` to
     /// `service`. Say more with [`LoginAttempt`]'s methods, then [`run`](LoginAttempt::run) it.
     pub fn login(

@@ -738,3 +738,77 @@ fn two_mail_hosts_sharing_postgresql_see_the_same_codes_at_once() {
     let (_, second) = s.world.mint(ALICE, "Laptop");
     assert!(mail_login("imap", "login", b.imap, ALICE, &second));
 }
+
+/// Dovecot runs PAM in auth worker processes that serve many logins each (100 with PAM, then
+/// Dovecot replaces the worker: passdb pam's `max_requests`), and the module keeps one
+/// PostgreSQL connection per process. 10,000 logins through Dovecot's own authentication
+/// service, from 8 clients at once (more than the workers, so every worker stays busy), are all
+/// accepted; the module's role never holds more sessions at once than Dovecot may
+/// run workers, and opens one per worker it starts, not one per login.
+#[test]
+#[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
+fn ten_thousand_logins_through_dovecot_keep_one_database_session_per_auth_worker() {
+    const WORKERS: usize = 3;
+    const LOGINS: usize = 10_000;
+    // Dovecot's default for PAM (`max_requests` in 2.3's passdb args): a worker is replaced
+    // after this many logins, and its successor connects anew.
+    const LOGINS_PER_WORKER: usize = 100;
+    let s = setup_on("mail-apppw-only", Backend::Postgres);
+    let (_, code) = s.world.mint(ALICE, "Phone");
+    let sessions = s.world.module_sessions();
+    let before = sessions();
+    let store = &s.world.postgres.as_ref().unwrap().0;
+    let servers = MailServers::start_with(&format!(
+        "!include {}\nservice auth-worker {{\n  process_limit = {WORKERS}\n}}\n",
+        Dovecot::installed().auth_example().display()
+    ));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (out, most_at_once) = std::thread::scope(|scope| {
+        // The module role's sessions, counted every 20 ms while the logins run.
+        let sampler = scope.spawn(|| {
+            let mut client = backend::superuser(store.server_ref(), "postgres");
+            let mut most = 0_i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let now: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                        &[&backend::MAIL_ROLE.0],
+                    )
+                    .unwrap()
+                    .get(0);
+                most = most.max(now);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            most
+        });
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/mail-client.py"))
+            .arg("auth-burst")
+            .arg(servers.dir.path().join("run/auth-client"))
+            .args(["imap", ALICE, &code, &LOGINS.to_string(), "8"])
+            .output()
+            .unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, sampler.join().unwrap())
+    });
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{LOGINS} accepted, 0 refused"),
+        "{}\n{}",
+        stderr(&out),
+        servers.dovecot_log()
+    );
+    assert!(
+        (1..=i64::try_from(WORKERS).unwrap()).contains(&most_at_once),
+        "{most_at_once} sessions at once through {WORKERS} auth workers"
+    );
+    let opened = sessions() - before;
+    assert!(
+        opened <= LOGINS / LOGINS_PER_WORKER + WORKERS,
+        "{opened} database sessions for {LOGINS} logins:\n{}",
+        store.server_log()
+    );
+    eprintln!(
+        "{LOGINS} logins through Dovecot: at most {most_at_once} sessions at once, {opened} opened"
+    );
+}

@@ -381,7 +381,7 @@ fn non_utf8_user() -> &'static OsStr {
 fn one_postgresql_connection_serves_every_login_of_a_process() {
     let w = world_on(Backend::Postgres);
     let (_, code) = w.mint(ALICE, "Phone");
-    let sessions = module_sessions(&w, &code);
+    let sessions = w.module_sessions();
     let store = &w.postgres.as_ref().unwrap().0;
     let before = sessions();
     let out = w.rounds("imap", ALICE, code.as_bytes(), 200, &[]);
@@ -410,7 +410,7 @@ fn one_postgresql_connection_serves_every_login_of_a_process() {
 fn a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone() {
     let w = world_on(Backend::Postgres);
     let (_, code) = w.mint(ALICE, "Phone");
-    let sessions = module_sessions(&w, &code);
+    let sessions = w.module_sessions();
     let store = &w.postgres.as_ref().unwrap().0;
     let before = sessions();
     let out = w.rounds("imap", ALICE, code.as_bytes(), 3, &["--fork-between"]);
@@ -423,29 +423,4 @@ fn a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone() {
     assert!(out.status.success(), "{text}{}", stderr(&out));
     // The parent's and the child's: the parent's last login reused its own.
     assert_eq!(sessions() - before, 2, "{}", store.server_log());
-}
-
-/// Turns on PostgreSQL's connection log for `w`'s store (waiting until a login of `code` shows
-/// in it) and returns a count of the sessions the module's role has opened so far.
-fn module_sessions<'w>(w: &'w World, code: &str) -> impl Fn() -> usize + 'w {
-    let store = &w.postgres.as_ref().unwrap().0;
-    store.raw("ALTER SYSTEM SET log_connections = on");
-    store.raw("SELECT pg_reload_conf()");
-    let sessions = move || {
-        store
-            .server_log()
-            .matches("connection authorized: user=apppw_test_mail")
-            .count()
-    };
-    // The reload is asynchronous: log in until a session is logged.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while sessions() == 0 {
-        assert_eq!(w.login("imap", ALICE, code).run().auth, PAM_SUCCESS);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            store.server_log()
-        );
-    }
-    sessions
 }
