@@ -4,8 +4,9 @@
 # TARGET, a Rust target triple, builds them for another architecture, e.g.
 #     make deb TARGET=aarch64-unknown-linux-gnu
 # (this needs the target's Rust standard library and a C cross toolchain with libpam for it:
-# `rustup target add`, gcc-aarch64-linux-gnu, libpam0g-dev:arm64). `make module-paths` prints
-# where each package puts the PAM module for TARGET, without building anything.
+# `rustup target add`, gcc-aarch64-linux-gnu, libpam0g-dev:arm64; the Makefile points cargo at
+# the cross linker). `make module-paths` prints where each package puts the PAM module for
+# TARGET, without building anything.
 CARGO ?= cargo
 TARGET ?=
 
@@ -21,6 +22,14 @@ GNU_TYPE := $(shell echo $(TARGET) | sed -e 's/-unknown-/-/' -e 's/^riscv64gc-/r
 RPM_ARCH := $(shell echo $(TARGET) | sed -e 's/-.*//' -e 's/^riscv64gc$$/riscv64/' -e 's/^armv7$$/armv7hl/' -e 's/^powerpc64le$$/ppc64le/')
 # rpmbuild strips the binaries with the target's binutils.
 RPM_CROSS := --define "__strip $(GNU_TYPE)-strip" --define "__objdump $(GNU_TYPE)-objdump"
+# rustc links for TARGET with the host's `cc` unless told otherwise, and that cannot link for
+# another architecture: name the cross compiler of the same GNU type (gcc-aarch64-linux-gnu
+# installs aarch64-linux-gnu-gcc). A linker the caller sets in this variable, in the environment
+# or on make's command line, is kept.
+LINKER_VAR := CARGO_TARGET_$(shell echo $(TARGET) | tr a-z- A-Z_)_LINKER
+ifeq ($(origin $(LINKER_VAR)),undefined)
+export $(LINKER_VAR) := $(GNU_TYPE)-gcc
+endif
 endif
 # Debian's multiarch triplet for TARGET: the .deb puts the module in /usr/lib/$(MULTIARCH)/security/.
 MULTIARCH = $(shell dpkg-architecture -t$(GNU_TYPE) -qDEB_HOST_MULTIARCH 2>/dev/null)

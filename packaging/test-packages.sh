@@ -7,14 +7,13 @@
 # module against a real reference policy; where each package puts the module on arm64. Run by
 # `make package-test`.
 # --deb-only: the .deb's install, use, remove and purge, without lintian (it reads the file, not
-# the host) and the .rpm: what scripts/debian13.sh runs on Debian 13.
+# the host) and the .rpm, which need not exist: what scripts/debian13.sh runs on Debian 13.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deb_only=false
 [ "${1:-}" = --deb-only ] && deb_only=true
 
 deb=$(ls -t target/debian/apppw_*.deb | head -n 1)
-rpmfile=$(ls -t target/rpm/apppw-*.rpm | head -n 1)
 user=apppw-pkg
 password="package test password"
 check_what="package test"
@@ -96,6 +95,8 @@ if [ "$deb_only" = true ]; then
     exit 0
 fi
 
+# Looked for only now: --deb-only runs after `make deb` alone, with no .rpm built.
+rpmfile=$(ls -t target/rpm/apppw-*.rpm | head -n 1)
 echo "== rpm $rpmfile"
 check "rpm: the file name is NAME-VERSION-RELEASE.ARCH.rpm" \
     test "$(basename "$rpmfile")" = "$(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}.rpm' "$rpmfile")"
@@ -114,6 +115,14 @@ for dir in /etc/apppw /usr/share/doc/apppw /usr/share/doc/apppw/examples/{pam.d,
     check "rpm: owns $dir, root:root 755" grep -qE "^drwxr-xr-x +[0-9]+ root +root .* $dir\$" <<<"$listing"
 done
 check "rpm: the sysusers.d file" grep -qE ' /usr/lib/sysusers.d/apppw.conf$' <<<"$listing"
+# The man pages and completions the .deb checks for above; the spec gzips the pages itself.
+for page in man1/apppw-ctl.1 man8/pam_apppw.8 man5/apppw.conf.5; do
+    check "rpm: the man page $page" grep -qE " /usr/share/man/$page\\.gz\$" <<<"$listing"
+done
+for file in /usr/share/bash-completion/completions/apppw-ctl /usr/share/zsh/site-functions/_apppw-ctl \
+            /usr/share/fish/vendor_completions.d/apppw-ctl.fish; do
+    check "rpm: the completion $file" grep -qE " $file\$" <<<"$listing"
+done
 check "rpm: Requires(pre): shadow-utils" grep -qx 'shadow-utils pre' <<<"$requires"
 for when in post postun; do
     check "rpm: Requires($when): policycoreutils where the targeted policy is" \

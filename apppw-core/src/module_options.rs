@@ -24,7 +24,8 @@ pub enum OptionError {
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ModuleOptions {
-    /// An SQLite store given on the line (`db=PATH`, absolute); it wins over store.conf.
+    /// An SQLite store given on the line (`db=PATH`, absolute), instead of the default file;
+    /// refused beside a store.conf that names a login store (`resolve_store`).
     pub db: Option<PathBuf>,
     /// Which store to use when `db=` is not given (`store_conf=PATH`, absolute;
     /// /etc/apppw/store.conf by default, and without it the default SQLite file).

@@ -29,7 +29,7 @@ pub struct Cli {
 
 #[derive(Args)]
 pub struct GlobalArgs {
-    /// SQLite store to use instead of the one store.conf names or /var/lib/apppw/apppw.db (root only)
+    /// SQLite store to use instead of /var/lib/apppw/apppw.db; refused if store.conf names a store (root only)
     #[arg(long, value_name = "PATH", global = true)]
     pub db: Option<PathBuf>,
     /// Store configuration instead of /etc/apppw/store.conf (root only)

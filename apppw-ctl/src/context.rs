@@ -39,7 +39,7 @@ pub struct Context {
     pub user_uid: u32,
     /// Whether root named the user with `--user` (audit then shows only that user).
     pub user_was_given: bool,
-    /// Root's `--db`: this SQLite file, whatever store.conf says.
+    /// Root's `--db`: this SQLite file, unless store.conf names a login store (then refused).
     pub db_override: Option<PathBuf>,
     /// store.conf (root may give another with `--store-conf`). It is read by `store_target`
     /// only once the process is the `apppw` account: it may hold a database password, so only

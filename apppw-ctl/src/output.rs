@@ -260,11 +260,12 @@ pub fn describe_last_use(code: &CodeInfo) -> String {
     }
 }
 
-/// Lays out a text table: columns padded to their widest cell (counted in characters), those in
-/// `right` aligned right, the last column left unpadded. Cells must already be escaped.
+/// Lays out a text table: columns padded to their widest cell, those in `right` aligned right,
+/// the last column left unpadded. Cells must already be escaped.
 ///
-/// Columns line up by display width (a CJK character or an emoji takes two terminal cells), not
-/// by characters.
+/// Widths are display widths (`unicode_width`: a CJK character or an emoji takes two terminal
+/// cells), not characters, so that columns line up on a terminal. The headers are ASCII: their
+/// length in bytes is their width.
 pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
     let widths: Vec<usize> = (0..headers.len())
         .map(|i| {
