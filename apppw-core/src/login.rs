@@ -17,6 +17,14 @@ use crate::store::{Candidate, UseRecord};
 /// An app password is never accepted there, so a leaked code cannot be used to mint more.
 pub const CTL_SERVICE: &str = "apppw-ctl";
 
+/// The PAM service of the web page's sign-in (apppw-web, docs/WEB.md). Refused for the same
+/// reason: a leaked code must not sign in to the page that mints codes.
+pub const WEB_SERVICE: &str = "apppw-web";
+
+/// The services where apppw itself asks for the account password. No app password is ever
+/// accepted in them.
+pub const OWN_SERVICES: [&str; 2] = [CTL_SERVICE, WEB_SERVICE];
+
 /// What the login decision needs from a store: the two things a login reads and writes. The
 /// SQLite store implements it; so will every other backend.
 pub trait LoginStore {
@@ -67,7 +75,7 @@ pub enum Rejection {
     BadUser,
     /// No active code of this user matches.
     NoMatch,
-    /// The service is apppw-ctl itself.
+    /// The service is one where apppw itself asks for the account password ([`OWN_SERVICES`]).
     ServiceRefused,
     /// The site policy does not allow app passwords for this service.
     ServiceNotAllowed,
@@ -91,7 +99,7 @@ impl Rejection {
             Rejection::BadUser => "the user name cannot hold app passwords",
             Rejection::NoMatch => "no active app password of the user matches",
             Rejection::ServiceRefused => {
-                "app passwords are never accepted by the apppw-ctl service"
+                "app passwords are never accepted where apppw asks for the account password (apppw-ctl, apppw-web)"
             }
             Rejection::ServiceNotAllowed => {
                 "app passwords are not allowed for this service by the site policy"
@@ -114,7 +122,13 @@ pub fn check_login(
     policy: &Policy,
     attempt: &LoginAttempt<'_>,
 ) -> Result<Decision, Error> {
-    if attempt.service == Some(CTL_SERVICE) {
+    // libpam lower-cases service names, but a caller of this function might not have: any case
+    // of an own service is refused.
+    if attempt.service.is_some_and(|service| {
+        OWN_SERVICES
+            .iter()
+            .any(|own| own.eq_ignore_ascii_case(service))
+    }) {
         return Ok(Decision::Rejected(Rejection::ServiceRefused));
     }
     if !policy.allows_service(attempt.service) {
@@ -380,6 +394,16 @@ mod tests {
             (
                 &Policy::default(),
                 attempt(right.as_bytes(), Some(CTL_SERVICE)),
+                Rejection::ServiceRefused,
+            ),
+            (
+                &Policy::default(),
+                attempt(right.as_bytes(), Some(WEB_SERVICE)),
+                Rejection::ServiceRefused,
+            ),
+            (
+                &Policy::default(),
+                attempt(right.as_bytes(), Some("APPPW-Web")),
                 Rejection::ServiceRefused,
             ),
             (

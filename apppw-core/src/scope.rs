@@ -12,7 +12,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
 use crate::duration::parse_duration;
-use crate::login::CTL_SERVICE;
+use crate::login::OWN_SERVICES;
 
 /// An IP network in CIDR notation (`192.0.2.0/24`, `2001:db8::/48`; a bare address is a /32 or
 /// /128).
@@ -131,9 +131,9 @@ pub fn parse_service(name: &str) -> Result<String, String> {
         ));
     }
     let folded = name.to_ascii_lowercase();
-    if folded == CTL_SERVICE {
+    if OWN_SERVICES.contains(&folded.as_str()) {
         return Err(format!(
-            "app passwords never work for the {CTL_SERVICE} service"
+            "app passwords never work for the {folded} service, where apppw asks for the account password"
         ));
     }
     Ok(folded)
@@ -405,6 +405,8 @@ mod tests {
         assert_eq!(parse_service("IMAP"), Ok("imap".into()));
         assert!(parse_service("APPPW-CTL").is_err());
         assert!(parse_service("apppw-ctl").is_err());
+        assert!(parse_service("apppw-web").is_err());
+        assert!(parse_service("Apppw-Web").is_err());
         assert!(parse_service("im ap").is_err());
         assert!(parse_service("").is_err());
     }
