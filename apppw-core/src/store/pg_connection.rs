@@ -256,16 +256,34 @@ fn percent_decoded(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// What every session sets at connect time. Limits, as a second line behind the client's own
-/// deadlines: no statement runs on, no lock is waited for, no transaction is left open, for long,
-/// whatever happens to the client.
+/// What every session sets at connect time.
 ///
 /// `search_path` names only pg_catalog (and pg_temp, last): every statement names apppw's schema
 /// itself, and no function or operator can be shadowed by one planted in `public` or a `$user`
 /// schema (CVE-2018-1058), not even while `init` runs as a superuser. `synchronous_commit=on`: a
-/// change apppw-ctl reported is on disk, whatever the server's default.
+/// change apppw-ctl reported is on disk, whatever the server's default. No transaction is left
+/// open for long, whatever happens to the client. The statement and lock limits follow
+/// ([`server_limits`]).
 const SESSION_OPTIONS: &str = "-c search_path=pg_catalog,pg_temp -c synchronous_commit=on \
-     -c statement_timeout=20s -c lock_timeout=5s -c idle_in_transaction_session_timeout=30s";
+     -c idle_in_transaction_session_timeout=30s";
+
+/// The server's own statement and lock limits for a session whose client waits
+/// `statement_deadline` for each statement: shorter than the client's wait, so that the server
+/// gives up first (never under 1 s). A login's client waits 3 s: its statement stops after 2 s and a lock is
+/// waited for 1 s, and a statement the client gave up on cannot go on to write afterwards
+/// (a login that reported its last-use write as failed must not have made it). apppw-ctl's
+/// client waits 60 s: 20 s and 5 s.
+fn server_limits(statement_deadline: Duration) -> String {
+    let statement = statement_deadline
+        .saturating_sub(Duration::from_secs(1))
+        .clamp(Duration::from_secs(1), Duration::from_secs(20));
+    let lock = (statement / 2).min(Duration::from_secs(5));
+    format!(
+        "-c statement_timeout={}ms -c lock_timeout={}ms",
+        statement.as_millis(),
+        lock.as_millis()
+    )
+}
 
 /// One open connection to a PostgreSQL store.
 pub(super) struct Session {
@@ -314,10 +332,11 @@ impl Session {
         };
         let tls = connector(anchors)?;
         let mut config = target.config.clone();
+        let ours = format!("{SESSION_OPTIONS} {}", server_limits(statement_deadline));
         let options = match config.get_options() {
             // Ours last, so that they win.
-            Some(theirs) => format!("{theirs} {SESSION_OPTIONS}"),
-            None => SESSION_OPTIONS.to_owned(),
+            Some(theirs) => format!("{theirs} {ours}"),
+            None => ours,
         };
         config.options(options);
         let deadline = target.connect_deadline();
@@ -751,5 +770,21 @@ mod tests {
         ));
         assert!(StoreTarget::parse("sqlite:apppw.db", true).is_err());
         assert!(StoreTarget::parse("mysql://x", true).is_err());
+    }
+
+    #[test]
+    fn the_server_gives_up_before_the_client() {
+        assert_eq!(
+            server_limits(Duration::from_secs(3)),
+            "-c statement_timeout=2000ms -c lock_timeout=1000ms"
+        );
+        assert_eq!(
+            server_limits(Duration::from_secs(60)),
+            "-c statement_timeout=20000ms -c lock_timeout=5000ms"
+        );
+        assert_eq!(
+            server_limits(Duration::from_millis(500)),
+            "-c statement_timeout=1000ms -c lock_timeout=500ms"
+        );
     }
 }
