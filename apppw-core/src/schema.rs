@@ -210,8 +210,11 @@ pub const PG_MANAGE_ROLE: &str = "apppw_manage";
 /// - `apppw_manage` may do what apppw-ctl's commands do and no more: read and change codes; add
 ///   to the event trail (and bind its rows to an account), never rewrite or delete it; read and
 ///   prune the use history, which only `record_use` writes. Not the schema.
-/// - `record_use` cuts its texts to 255 bytes and takes a row lock on the code first, whoever
-///   calls it. It takes the time from its caller, as the SQLite store does, so a compromised mail
+/// - `record_use` first checks, by reading alone, whether there is anything to write: a code
+///   used again within the interval from the same service, address and host (a phone's mail app
+///   reconnecting) takes no row lock and no transaction id, so the logins of a busy code on many
+///   hosts do not queue on its row. When it writes, it cuts its texts to 255 bytes and takes a
+///   row lock on the code first, whoever calls it. It takes the time from its caller, as the SQLite store does, so a compromised mail
 ///   host can write false last-use times (as it can record false logins): it cannot change
 ///   whether a code is valid.
 pub const PG_V1: &str = "
@@ -296,6 +299,17 @@ DECLARE
     v_host text := left(coalesce(p_host, ''), 255);
     v_min_interval bigint := greatest(coalesce(p_min_interval, 0), 0);
 BEGIN
+    -- Nothing to write: this code's last use, and this (service, rhost, host)'s, were recorded
+    -- less than the interval ago. Answered by reading alone, with no row lock and no
+    -- transaction id, so that the logins of a busy code on many hosts do not queue on its row.
+    IF EXISTS (SELECT 1 FROM apppw.app_passwords
+               WHERE id = p_id AND revoked IS NULL
+                 AND last_used > p_now - v_min_interval AND last_used <= p_now)
+       AND EXISTS (SELECT 1 FROM apppw.code_uses
+                   WHERE code_id = p_id AND service = v_service AND rhost = v_rhost
+                     AND host = v_host AND last > p_now - v_min_interval AND last <= p_now) THEN
+        RETURN false;
+    END IF;
     -- One use of a code at a time, so that two hosts recording at once cannot both add a triple
     -- and leave the history longer than its bound.
     PERFORM 1 FROM apppw.app_passwords WHERE id = p_id FOR UPDATE;
@@ -336,65 +350,8 @@ GRANT SELECT, DELETE ON apppw.code_uses TO apppw_manage;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA apppw TO apppw_manage;
 ";
 
-/// Version 2: `record_use` first checks, by reading alone, whether there is anything to write.
-/// A code used again within the interval from the same service, address and host (a phone's
-/// mail app reconnecting) took the code's row lock and a transaction id for nothing; on a store
-/// shared by many hosts those logins queued on the row. What is written, and when, is as in
-/// version 1. `CREATE OR REPLACE` keeps the function's owner and grants.
-pub const PG_V2: &str = "
-CREATE OR REPLACE FUNCTION apppw.record_use(p_id bigint, p_now bigint, p_service text, p_rhost text,
-                                 p_host text, p_min_interval bigint)
-RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    changed integer;
-    new_triple integer;
-    v_service text := left(coalesce(p_service, ''), 255);
-    v_rhost text := left(coalesce(p_rhost, ''), 255);
-    v_host text := left(coalesce(p_host, ''), 255);
-    v_min_interval bigint := greatest(coalesce(p_min_interval, 0), 0);
-BEGIN
-    -- Nothing to write: this code's last use, and this (service, rhost, host)'s, were recorded
-    -- less than the interval ago. Answered by reading alone, with no row lock and no
-    -- transaction id, so that the logins of a busy code on many hosts do not queue on its row.
-    IF EXISTS (SELECT 1 FROM apppw.app_passwords
-               WHERE id = p_id AND revoked IS NULL
-                 AND last_used > p_now - v_min_interval AND last_used <= p_now)
-       AND EXISTS (SELECT 1 FROM apppw.code_uses
-                   WHERE code_id = p_id AND service = v_service AND rhost = v_rhost
-                     AND host = v_host AND last > p_now - v_min_interval AND last <= p_now) THEN
-        RETURN false;
-    END IF;
-    -- One use of a code at a time, so that two hosts recording at once cannot both add a triple
-    -- and leave the history longer than its bound.
-    PERFORM 1 FROM apppw.app_passwords WHERE id = p_id FOR UPDATE;
-    UPDATE apppw.app_passwords
-    SET last_used = p_now, last_service = nullif(v_service, ''), last_rhost = nullif(v_rhost, ''),
-        last_host = nullif(v_host, ''), use_count = use_count + 1
-    WHERE id = p_id AND revoked IS NULL
-      AND (last_used IS NULL OR last_used <= p_now - v_min_interval OR last_used > p_now);
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    INSERT INTO apppw.code_uses AS u (code_id, service, rhost, host, first, last, count)
-        SELECT p_id, v_service, v_rhost, v_host, p_now, p_now, 1
-        WHERE EXISTS (SELECT 1 FROM apppw.app_passwords WHERE id = p_id AND revoked IS NULL)
-    ON CONFLICT (code_id, service, rhost, host) DO UPDATE
-        SET last = excluded.last, count = u.count + 1
-        WHERE u.last <= excluded.last - v_min_interval OR u.last > excluded.last;
-    GET DIAGNOSTICS new_triple = ROW_COUNT;
-    IF new_triple = 1 THEN
-        DELETE FROM apppw.code_uses
-        WHERE code_id = p_id AND (service, rhost, host) NOT IN
-            (SELECT service, rhost, host FROM apppw.code_uses WHERE code_id = p_id
-             ORDER BY last DESC, first DESC LIMIT 20);
-    END IF;
-    RETURN changed = 1;
-END
-$$;
-";
-
 /// Every PostgreSQL step, oldest first, as [`STEPS`].
-pub const PG_STEPS: &[&str] = &[PG_V1, PG_V2];
+pub const PG_STEPS: &[&str] = &[PG_V1];
 
 /// The PostgreSQL schema version this build reads and writes.
 #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
@@ -443,7 +400,6 @@ mod tests {
         // record_use keeps USE_HISTORY_LIMIT triples in both backends; the function's LIMIT is a
         // literal, so this keeps the two in step.
         assert!(PG_V1.contains(&format!("LIMIT {USE_HISTORY_LIMIT})")));
-        assert!(PG_V2.contains(&format!("LIMIT {USE_HISTORY_LIMIT})")));
         for role in [PG_LOGIN_ROLE, PG_MANAGE_ROLE] {
             assert!(PG_V1.contains(role));
         }

@@ -400,26 +400,28 @@ pub fn write_within(fd: &impl AsFd, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The most `fd` surely takes in one write, without blocking, once `poll` says there is room:
-/// a pipe or socket PIPE_BUF (4096) bytes; a regular file or /dev/null anything (64 KiB at a
-/// time); a terminal, or what cannot be told, less (512). Pieces as small as a terminal's made a
-/// million-code `audit --json` spend a second in system calls.
+/// a pipe PIPE_BUF (4096) bytes; a regular file or /dev/null anything (64 KiB at a time); a
+/// terminal, a socket, or what cannot be told, 512. Pieces that small made a million-code
+/// `audit --json` spend a second in system calls through a pipe. Not 4096 for a socket: with
+/// the smallest send buffer a caller can set, a socket reports room for less than that, and the
+/// write would wait, past the deadline, for a reader that never comes.
 fn piece_that_fits(fd: &impl AsFd) -> usize {
     use nix::sys::stat::{SFlag, fstat};
     use std::os::fd::AsRawFd;
-    const TERMINAL: usize = 512;
+    const SMALL: usize = 512;
     let raw = fd.as_fd().as_raw_fd();
     let Ok(stat) = fstat(raw) else {
-        return TERMINAL;
+        return SMALL;
     };
     let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
-    if kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK {
+    if kind == SFlag::S_IFIFO {
         4096
     } else if kind == SFlag::S_IFREG
         || (kind == SFlag::S_IFCHR && !nix::unistd::isatty(raw).unwrap_or(true))
     {
         64 * 1024
     } else {
-        TERMINAL
+        SMALL
     }
 }
 

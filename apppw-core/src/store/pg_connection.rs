@@ -268,20 +268,17 @@ const SESSION_OPTIONS: &str = "-c search_path=pg_catalog,pg_temp -c synchronous_
      -c idle_in_transaction_session_timeout=30s";
 
 /// The server's own statement and lock limits for a session whose client waits
-/// `statement_deadline` for each statement: shorter than the client's wait, so that the server
-/// gives up first (never under 1 s). A login's client waits 3 s: its statement stops after 2 s and a lock is
-/// waited for 1 s, and a statement the client gave up on cannot go on to write afterwards
-/// (a login that reported its last-use write as failed must not have made it). apppw-ctl's
-/// client waits 60 s: 20 s and 5 s.
+/// `statement_deadline` for each statement: two thirds of the client's wait (at most 20 s), and
+/// half of that for a lock (at most 5 s), so that the server cancels a statement the client is
+/// about to give up on rather than letting it wait on for a lock and write later. A login's
+/// client waits 3 s: 2 s and 1 s. apppw-ctl's waits 60 s: 20 s and 5 s.
 fn server_limits(statement_deadline: Duration) -> String {
-    let statement = statement_deadline
-        .saturating_sub(Duration::from_secs(1))
-        .clamp(Duration::from_secs(1), Duration::from_secs(20));
+    let statement = (statement_deadline * 2 / 3).min(Duration::from_secs(20));
     let lock = (statement / 2).min(Duration::from_secs(5));
     format!(
         "-c statement_timeout={}ms -c lock_timeout={}ms",
-        statement.as_millis(),
-        lock.as_millis()
+        statement.as_millis().max(1),
+        lock.as_millis().max(1)
     )
 }
 
@@ -783,8 +780,8 @@ mod tests {
             "-c statement_timeout=20000ms -c lock_timeout=5000ms"
         );
         assert_eq!(
-            server_limits(Duration::from_millis(500)),
-            "-c statement_timeout=1000ms -c lock_timeout=500ms"
+            server_limits(Duration::from_millis(600)),
+            "-c statement_timeout=400ms -c lock_timeout=200ms"
         );
     }
 }
