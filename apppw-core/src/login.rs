@@ -25,6 +25,14 @@ pub const WEB_SERVICE: &str = "apppw-web";
 /// accepted in them.
 pub const OWN_SERVICES: [&str; 2] = [CTL_SERVICE, WEB_SERVICE];
 
+/// Whether `service` is one of [`OWN_SERVICES`], in any case: libpam lower-cases service names,
+/// but not every caller goes through libpam.
+pub fn is_own_service(service: &str) -> bool {
+    OWN_SERVICES
+        .iter()
+        .any(|own| own.eq_ignore_ascii_case(service))
+}
+
 /// What the login decision needs from a store: the two things a login reads and writes. The
 /// SQLite store implements it; so will every other backend.
 pub trait LoginStore {
@@ -122,13 +130,7 @@ pub fn check_login(
     policy: &Policy,
     attempt: &LoginAttempt<'_>,
 ) -> Result<Decision, Error> {
-    // libpam lower-cases service names, but a caller of this function might not have: any case
-    // of an own service is refused.
-    if attempt.service.is_some_and(|service| {
-        OWN_SERVICES
-            .iter()
-            .any(|own| own.eq_ignore_ascii_case(service))
-    }) {
+    if attempt.service.is_some_and(is_own_service) {
         return Ok(Decision::Rejected(Rejection::ServiceRefused));
     }
     if !policy.allows_service(attempt.service) {

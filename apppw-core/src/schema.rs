@@ -214,9 +214,9 @@ pub const PG_MANAGE_ROLE: &str = "apppw_manage";
 ///   used again within the interval from the same service, address and host (a phone's mail app
 ///   reconnecting) takes no row lock and no transaction id, so the logins of a busy code on many
 ///   hosts do not queue on its row. When it writes, it cuts its texts to 255 bytes and takes a
-///   row lock on the code first, whoever calls it. It takes the time from its caller, as the SQLite store does, so a compromised mail
-///   host can write false last-use times (as it can record false logins): it cannot change
-///   whether a code is valid.
+///   row lock on the code first, whoever calls it. It takes the time from its caller, as the
+///   SQLite store does, so a compromised mail host can write false last-use times (as it can
+///   record false logins): it cannot change whether a code is valid.
 pub const PG_V1: &str = "
 CREATE TABLE apppw.store_info (
     singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),

@@ -12,7 +12,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
 use crate::duration::parse_duration;
-use crate::login::OWN_SERVICES;
+use crate::login::is_own_service;
 
 /// An IP network in CIDR notation (`192.0.2.0/24`, `2001:db8::/48`; a bare address is a /32 or
 /// /128).
@@ -131,7 +131,7 @@ pub fn parse_service(name: &str) -> Result<String, String> {
         ));
     }
     let folded = name.to_ascii_lowercase();
-    if OWN_SERVICES.contains(&folded.as_str()) {
+    if is_own_service(&folded) {
         return Err(format!(
             "app passwords never work for the {folded} service, where apppw asks for the account password"
         ));

@@ -103,14 +103,7 @@ impl Fixture {
     }
 
     fn login(&self, user: &str, token: &[u8]) -> Decision {
-        let attempt = LoginAttempt {
-            host: Some("mx1"),
-            user: user.as_bytes(),
-            token,
-            service: Some("imap"),
-            rhost: Some("192.0.2.7"),
-            now: NOW + 5,
-        };
+        let attempt = imap_attempt(user, token, Some("192.0.2.7"), NOW + 5);
         check_login(&self.login_store(), &ACCOUNTS, &Policy::default(), &attempt).unwrap()
     }
 }
@@ -163,6 +156,23 @@ fn mint_in(store: &mut Store, user: &str, label: &str, rng: &mut StdRng) -> Resu
         scope: &Scope::default(),
     };
     mint(store, &request, &cheap_policy(), &Changer::root(NOW), rng)
+}
+
+/// `user` logging in over IMAP on the mail host mx1.
+fn imap_attempt<'a>(
+    user: &'a str,
+    token: &'a [u8],
+    rhost: Option<&'a str>,
+    now: i64,
+) -> LoginAttempt<'a> {
+    LoginAttempt {
+        host: Some("mx1"),
+        user: user.as_bytes(),
+        token,
+        service: Some("imap"),
+        rhost,
+        now,
+    }
 }
 
 fn accepted_id(decision: &Decision) -> Option<i64> {
@@ -1598,14 +1608,7 @@ fn a_stopped_postgresql_is_unavailable_fast_and_says_where() {
     let phone = f.mint("alice", "Phone");
     let open = f.login_store();
     f.store.server().stop();
-    let attempt = LoginAttempt {
-        host: Some("mx1"),
-        user: b"alice",
-        token: phone.code.as_bytes(),
-        service: Some("imap"),
-        rhost: None,
-        now: NOW,
-    };
+    let attempt = imap_attempt("alice", phone.code.as_bytes(), None, NOW);
     let started = std::time::Instant::now();
     let during = check_login(&open, &ACCOUNTS, &Policy::default(), &attempt);
     let err = during.expect_err("an outage is an error, never a decision");
@@ -1670,14 +1673,7 @@ fn a_wrong_role_password_or_a_revoked_role_is_refused_as_such() {
     assert!(matches!(err, Error::DatabaseRefused { .. }), "{err}");
     assert!(!err.to_string().contains("not-the-password"), "{err}");
     f.store.raw("REVOKE apppw_login FROM apppw_test_mail");
-    let attempt = LoginAttempt {
-        host: Some("mx1"),
-        user: b"alice",
-        token: phone.code.as_bytes(),
-        service: Some("imap"),
-        rhost: None,
-        now: NOW,
-    };
+    let attempt = imap_attempt("alice", phone.code.as_bytes(), None, NOW);
     let refused = Store::open_target(&f.store.target_for(MAIL_ROLE), Access::Login)
         .and_then(|store| check_login(&store, &ACCOUNTS, &Policy::default(), &attempt));
     let err = refused.expect_err("a role without apppw_login's rights reads nothing");
@@ -1708,14 +1704,7 @@ fn logins_follow_the_primary_to_a_promoted_standby() {
     };
     let (login_target, manage_target) = (both(MAIL_ROLE), both(CTL_ROLE));
     let login = |token: &[u8]| {
-        let attempt = LoginAttempt {
-            host: Some("mx1"),
-            user: b"alice",
-            token,
-            service: Some("imap"),
-            rhost: Some("192.0.2.7"),
-            now: NOW + 5,
-        };
+        let attempt = imap_attempt("alice", token, Some("192.0.2.7"), NOW + 5);
         Store::open_target(&login_target, Access::Login)
             .and_then(|store| check_login(&store, &ACCOUNTS, &Policy::default(), &attempt))
     };
@@ -1807,14 +1796,7 @@ fn a_repeated_use_is_answered_without_the_codes_row_lock() {
     let mut f = Fixture::new(Backend::Postgres);
     let phone = f.mint("alice", "Phone");
     let login_from = |rhost: &'static str| {
-        let attempt = LoginAttempt {
-            host: Some("mx1"),
-            user: b"alice",
-            token: phone.code.as_bytes(),
-            service: Some("imap"),
-            rhost: Some(rhost),
-            now: NOW + 5,
-        };
+        let attempt = imap_attempt("alice", phone.code.as_bytes(), Some(rhost), NOW + 5);
         // Connected first: the time measured is the login's alone.
         let store = f.login_store();
         let started = std::time::Instant::now();
