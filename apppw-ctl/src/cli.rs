@@ -52,6 +52,63 @@ pub enum Command {
     Managing(ManagingCommand),
     /// Print a shell completion script (bash, zsh, fish)
     Completions(completions::CompletionsArgs),
+    /// One signed-in session of apppw-web, on a socket systemd hands over (root only; apppw-web(8))
+    #[command(hide = true)]
+    WebSession(WebSessionArgs),
+    /// One request of a web session, for its helper (root only)
+    #[command(hide = true)]
+    WebAct(WebActArgs),
+}
+
+/// `web-session` takes nothing: its socket is its stdin and stdout.
+#[derive(Args)]
+pub struct WebSessionArgs {}
+
+/// `web-act`: one request of a web session, run by its helper as root (`web::act`).
+#[derive(Args)]
+pub struct WebActArgs {
+    /// The signed-in user's uid
+    #[arg(long)]
+    pub uid: u32,
+    /// The browser's address, for the event trail's origin
+    #[arg(long)]
+    pub address: String,
+    /// Seconds since PAM last confirmed the password
+    #[arg(long)]
+    pub confirmed_secs_ago: u64,
+    /// The request: new, list, rename, edit or revoke and their arguments
+    #[arg(last = true)]
+    pub words: Vec<String>,
+}
+
+/// What a web session may ask for (`web::act`): the commands a user runs on their own codes,
+/// parsed from the words the front sends exactly as from a command line.
+#[derive(Parser)]
+#[command(name = "apppw-web", no_binary_name = true)]
+pub struct WebRequest {
+    #[command(subcommand)]
+    pub command: WebCommand,
+}
+
+#[derive(Subcommand)]
+pub enum WebCommand {
+    New(new::NewArgs),
+    List(list::ListArgs),
+    Rename(rename::RenameArgs),
+    Edit(edit::EditArgs),
+    Revoke(revoke::RevokeArgs),
+}
+
+impl From<WebCommand> for ManagingCommand {
+    fn from(command: WebCommand) -> ManagingCommand {
+        match command {
+            WebCommand::New(args) => ManagingCommand::New(args),
+            WebCommand::List(args) => ManagingCommand::List(args),
+            WebCommand::Rename(args) => ManagingCommand::Rename(args),
+            WebCommand::Edit(args) => ManagingCommand::Edit(args),
+            WebCommand::Revoke(args) => ManagingCommand::Revoke(args),
+        }
+    }
 }
 
 /// The commands that act for someone on the store (and so need to know who is asking).

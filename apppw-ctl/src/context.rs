@@ -30,6 +30,16 @@ impl Caller {
     }
 }
 
+/// How the caller confirms who they are before minting, revoking all or widening
+/// (`reauth.rs`).
+pub enum Confirmation {
+    /// Through the PAM service apppw-ctl, on the caller's terminal.
+    Terminal,
+    /// In apppw-web: the web session's helper authenticated the user through the PAM service
+    /// apppw-web this long ago (at sign-in, or when the page last asked for the password).
+    Web { since: std::time::Duration },
+}
+
 /// Everything a command needs to run.
 pub struct Context {
     pub caller: Caller,
@@ -52,6 +62,7 @@ pub struct Context {
     /// Where the caller sits: terminal and remote host (`origin.rs`).
     pub origin: String,
     pub out: Output,
+    pub confirmation: Confirmation,
     /// Owners whose codes were revoked: `main` runs `revoke_hook` for each once the store is
     /// closed.
     pub revoked_owners: RefCell<Vec<String>>,
@@ -101,6 +112,39 @@ impl Context {
             now: unix_now(),
             origin: crate::origin::describe(),
             out: Output::new(global.json),
+            confirmation: Confirmation::Terminal,
+            revoked_owners: RefCell::new(Vec::new()),
+            notes: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// For a web session's child, which has become `user` (`privilege::act_for`): the caller is
+    /// that user, with no overrides, exactly as when they run apppw-ctl themselves.
+    pub fn for_web(
+        user: &User,
+        address: &str,
+        since_confirmed: std::time::Duration,
+    ) -> Result<Context, CtlError> {
+        let config_path = PathBuf::from(DEFAULT_CONFIG_PATH);
+        let policy = load_policy(&config_path)?;
+        Ok(Context {
+            caller: Caller {
+                uid: user.uid.as_raw(),
+                name: user.name.clone(),
+            },
+            user: user.name.clone(),
+            user_uid: user.uid.as_raw(),
+            user_was_given: false,
+            db_override: None,
+            store_conf: PathBuf::from(DEFAULT_STORE_CONFIG_PATH),
+            config_path,
+            policy,
+            now: unix_now(),
+            origin: format!("web from {address}"),
+            out: Output::for_web(),
+            confirmation: Confirmation::Web {
+                since: since_confirmed,
+            },
             revoked_owners: RefCell::new(Vec::new()),
             notes: RefCell::new(Vec::new()),
         })

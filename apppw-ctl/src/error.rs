@@ -42,6 +42,11 @@ pub enum CtlError {
     )]
     NoTerminal,
 
+    #[error(
+        "confirm your password again first: you signed in or last confirmed it too long ago; nothing was changed"
+    )]
+    ConfirmAgain,
+
     #[error("your identity could not be confirmed ({0}); nothing was changed")]
     Reauthentication(String),
 
@@ -76,6 +81,10 @@ pub enum CtlError {
         "the new app password could not be shown ({0}), so it was withdrawn (revoked) and nothing is left active. Run `apppw-ctl new` again where its output can be seen"
     )]
     CodeNotShown(std::io::Error),
+
+    /// The web session's helper: what ended the session or refused the request.
+    #[error("{0}")]
+    WebSession(String),
 
     #[error("{action} failed: {reason}")]
     Setup { action: String, reason: String },

@@ -41,11 +41,6 @@ pub fn after_revoke(ctx: &Context, user: &str) -> Option<String> {
     Some(warning)
 }
 
-/// Prints a hook warning on stderr (a closed stderr is not an error).
-pub fn warn(warning: &str) {
-    tell(&format!("warning: {warning}"));
-}
-
 /// Prints a line for the caller on stderr (a closed stderr is not an error).
 pub fn tell(text: &str) {
     let message = format!("apppw-ctl: {text}\n");

@@ -16,6 +16,7 @@ mod output;
 mod privilege;
 mod reauth;
 mod startup;
+mod web;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,9 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    if let Command::WebAct(args) = &cli.command {
+        return web::act::serve(args);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -50,22 +54,29 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), CtlError> {
     let command = match &cli.command {
         Command::Completions(args) => return commands::completions::run(args),
+        Command::WebSession(args) => return web::serve(&cli.global, args),
+        Command::WebAct(_) => unreachable!("web-act is served before"),
         Command::Managing(command) => command,
     };
     let ctx = Context::resolve(&cli.global)?;
-    dispatch(&ctx, command)?;
+    run_managing(&ctx, command)
+}
+
+/// Runs `command`, then what waits until its store is closed: the revoke hooks, and the output
+/// with the notes for the caller. The command line and a web session's child (`web::act`) both
+/// come through here.
+fn run_managing(ctx: &Context, command: &ManagingCommand) -> Result<(), CtlError> {
+    dispatch(ctx, command)?;
     // Every store is closed by now.
-    for note in ctx.notes.borrow().iter() {
-        hooks::tell(note);
-    }
+    let mut notes = ctx.notes.take();
     for owner in ctx.revoked_owners.borrow().iter() {
-        if let Some(warning) = hooks::after_revoke(&ctx, owner) {
-            hooks::warn(&warning);
+        if let Some(warning) = hooks::after_revoke(ctx, owner) {
+            notes.push(format!("warning: {warning}"));
         }
     }
-    match ctx.out.flush() {
+    match ctx.out.flush(&notes) {
         Ok(()) => Ok(()),
-        Err((e, Some(unseen))) => commands::new::withdraw(&ctx, unseen, e),
+        Err((e, Some(unseen))) => commands::new::withdraw(ctx, unseen, e),
         Err((e, None)) => Err(CtlError::Output(e)),
     }
 }

@@ -19,6 +19,9 @@ use crate::error::CtlError;
 
 pub struct Output {
     json: bool,
+    /// A web session's child (`web::act`): the JSON document and the notes go out as one line
+    /// of the helper's protocol on the session's socket, not to a terminal.
+    web: bool,
     buffer: RefCell<Vec<u8>>,
     /// The id of a code whose only showing is in the buffer (`new`): if writing fails, `main`
     /// withdraws it.
@@ -86,8 +89,17 @@ impl Output {
     pub fn new(json: bool) -> Output {
         Output {
             json,
+            web: false,
             buffer: RefCell::new(Vec::new()),
             unseen_code: Cell::new(None),
+        }
+    }
+
+    /// For a web session's child: JSON, framed for the helper's protocol (`web::protocol`).
+    pub fn for_web() -> Output {
+        Output {
+            web: true,
+            ..Output::new(true)
         }
     }
 
@@ -96,9 +108,18 @@ impl Output {
         self.unseen_code.set(Some(id));
     }
 
-    /// Writes the buffer to stdout. `Err` carries the id of a new code that was not shown, if any.
-    pub fn flush(&self) -> Result<(), (std::io::Error, Option<i64>)> {
-        let bytes = std::mem::take(&mut *self.buffer.borrow_mut());
+    /// Writes `notes` (things to tell the caller) and then the buffer: notes on stderr and the
+    /// buffer on stdout, or for the web both in one line of the helper's protocol on stdout.
+    /// `Err` carries the id of a new code that was not shown, if any.
+    pub fn flush(&self, notes: &[String]) -> Result<(), (std::io::Error, Option<i64>)> {
+        let mut bytes = std::mem::take(&mut *self.buffer.borrow_mut());
+        if self.web {
+            bytes = crate::web::protocol::done_line(&bytes, notes);
+        } else {
+            for note in notes {
+                crate::hooks::tell(note);
+            }
+        }
         match write_within(&std::io::stdout(), &bytes) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::BrokenPipe && self.unseen_code.get().is_none() => {

@@ -13,13 +13,15 @@
 //!    sure nothing set in the moments before (a renice, a lowered limit, a cgroup the caller can
 //!    freeze) follows it in. There is no way back to the caller.
 //!
-//! Root callers stay root throughout: root is trusted, and `init` needs it.
+//! Root callers stay root throughout: root is trusted, and `init` needs it. A web session's
+//! command process (`web::act`) starts as root and takes phase 1's ids for the signed-in user
+//! (`act_for`), so that from there on it runs exactly as that user's own apppw-ctl would.
 //! This module and `startup.rs` and `clean_exec.rs` are the only ones with `unsafe`.
 #![allow(unsafe_code)]
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use nix::unistd::{Gid, Uid, User, getgid, getuid, setgroups, setresgid, setresuid};
 
@@ -43,19 +45,20 @@ enum Mode {
     Stay,
 }
 
-static MODE: OnceLock<Mode> = OnceLock::new();
+/// Set by `at_start`, or by `act_for` in a web session's child.
+static MODE: Mutex<Mode> = Mutex::new(Mode::Stay);
 
 /// When `at_start` ran. The caller may stop the process for as long as they like before it
 /// reaches the store; what it decided then (the policy read, the password confirmed) must not be
 /// acted on days later, so the store phase refuses to begin after this long.
 const MAX_WAIT_BEFORE_STORE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+static STARTED: Mutex<Option<std::time::Instant>> = Mutex::new(None);
 
 /// Resets priorities and limits while root, then drops to the caller, keeping the store account
 /// as saved ids. Call first in `main`, single-threaded. Aborts if a drop fails: running on with
 /// root privilege by mistake is never acceptable.
 pub fn at_start() {
-    let _ = STARTED.set(std::time::Instant::now());
+    set_state(Mode::Stay);
     let mode = if nix::unistd::geteuid().is_root() {
         reset_priority_and_limits();
         if getuid().is_root() {
@@ -66,11 +69,38 @@ pub fn at_start() {
     } else {
         Mode::Stay
     };
-    let _ = MODE.set(mode);
+    set_state(mode);
+}
+
+/// Records what the process runs as from now on, and starts the clock of
+/// `MAX_WAIT_BEFORE_STORE`.
+fn set_state(mode: Mode) {
+    *MODE.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+    *STARTED.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
+}
+
+/// For a web session's child (`web::act`), still root: becomes `user` exactly as the setuid
+/// apppw-ctl becomes a user who runs it (`at_start`): priorities and limits reset, no
+/// supplementary groups, real and effective ids the user's, saved ids the store account's, so
+/// that the command that follows checks and records everything as for that user at a terminal.
+/// Aborts if a drop fails.
+pub fn act_for(user: &User) {
+    if user.uid.is_root() {
+        std::process::abort();
+    }
+    reset_priority_and_limits();
+    let mode = become_keeping_store_account(user.uid, user.gid);
+    let _ = nix::sys::prctl::set_dumpable(false);
+    set_state(mode);
 }
 
 fn drop_to_caller() -> Mode {
-    let (caller_uid, caller_gid) = (getuid(), getgid());
+    become_keeping_store_account(getuid(), getgid())
+}
+
+/// As root: real and effective ids `uid` and `gid`, saved ids the store account's (for
+/// `become_store_account` later), no supplementary groups.
+fn become_keeping_store_account(uid: Uid, gid: Gid) -> Mode {
     // The environment is empty by now, so NSS cannot be steered; the lookup runs as root once.
     let account = User::from_name(STORE_ACCOUNT).ok().flatten();
     // Supplementary groups of root's (none, usually) must not stay behind.
@@ -86,10 +116,10 @@ fn drop_to_caller() -> Mode {
             account.uid,
             account.gid,
         ),
-        None => (Mode::NoAccount, caller_uid, caller_gid),
+        None => (Mode::NoAccount, uid, gid),
     };
-    if setresgid(caller_gid, caller_gid, saved_gid).is_err()
-        || setresuid(caller_uid, caller_uid, saved_uid).is_err()
+    if setresgid(gid, gid, saved_gid).is_err()
+        || setresuid(uid, uid, saved_uid).is_err()
         || nix::unistd::geteuid().is_root()
     {
         std::process::abort();
@@ -101,14 +131,16 @@ fn drop_to_caller() -> Mode {
 /// the process. Every path to the store goes through here (`commands::open_store`).
 pub fn become_store_account(caller_uid: u32) -> Result<(), CtlError> {
     if STARTED
-        .get()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
         .is_some_and(|started| started.elapsed() > MAX_WAIT_BEFORE_STORE)
     {
         return Err(CtlError::Hindered(
             "it was held up for more than 15 minutes before reaching the store, so what it checked at the start (policy, password) may be out of date; run it again".into(),
         ));
     }
-    match MODE.get().copied().unwrap_or(Mode::Stay) {
+    let mode = *MODE.lock().unwrap_or_else(PoisonError::into_inner);
+    match mode {
         Mode::Stay => return Ok(()),
         Mode::NoAccount => return Err(CtlError::NoStoreAccount),
         Mode::Switch { uid, gid } => {

@@ -17,13 +17,45 @@ use zeroize::Zeroizing;
 
 use apppw_core::login::CTL_SERVICE;
 
-use crate::context::Context;
+use std::time::Duration;
+
+use crate::context::{Confirmation, Context};
 use crate::error::CtlError;
 
-/// Asks the caller to authenticate again, unless they are root or the policy says not to.
-pub fn confirm_identity(ctx: &Context) -> Result<(), CtlError> {
+/// What the confirmation is for: on the web, each allows a different age of the last one.
+#[derive(Clone, Copy)]
+pub enum Purpose {
+    /// `new`, or an `edit` that widens a code.
+    Mint,
+    /// `revoke --all`.
+    RevokeAll,
+}
+
+impl Purpose {
+    /// The oldest web sign-in or password confirmation that still counts: a few minutes for
+    /// minting (a session left open on a shared computer cannot mint for long), and only the
+    /// confirmation made for it for revoking all (the page asks each time).
+    fn web_window(self) -> Duration {
+        match self {
+            Purpose::Mint => Duration::from_secs(5 * 60),
+            Purpose::RevokeAll => Duration::from_secs(60),
+        }
+    }
+}
+
+/// Asks the caller to authenticate again, unless they are root or the policy says not to. On the
+/// web the helper has done it already (`web::pam`): a confirmation older than the purpose allows
+/// is refused with `ConfirmAgain`, and the page asks for the password.
+pub fn confirm_identity(ctx: &Context, purpose: Purpose) -> Result<(), CtlError> {
     if ctx.caller.is_root() || !ctx.policy.reauthenticate {
         return Ok(());
+    }
+    if let Confirmation::Web { since } = ctx.confirmation {
+        return if since <= purpose.web_window() {
+            Ok(())
+        } else {
+            Err(CtlError::ConfirmAgain)
+        };
     }
     let tty = OpenOptions::new()
         .read(true)

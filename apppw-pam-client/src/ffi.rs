@@ -14,6 +14,7 @@ const PAM_PROMPT_ECHO_ON: c_int = 2;
 const PAM_ERROR_MSG: c_int = 3;
 const PAM_TEXT_INFO: c_int = 4;
 const PAM_BUF_ERR: c_int = crate::PAM_BUF_ERR;
+const PAM_USER: c_int = 2;
 const PAM_RHOST: c_int = 4;
 const PAM_CONV_ERR: c_int = crate::PAM_CONV_ERR;
 const PAM_SUCCESS: c_int = crate::PAM_SUCCESS;
@@ -52,6 +53,7 @@ unsafe extern "C" {
         pamh: *mut *mut c_void,
     ) -> c_int;
     fn pam_set_item(pamh: *mut c_void, item: c_int, value: *const c_void) -> c_int;
+    fn pam_get_item(pamh: *const c_void, item: c_int, value: *mut *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_acct_mgmt(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
@@ -207,6 +209,20 @@ impl<'c> Transaction<'c> {
         };
         // SAFETY: pamh is live; libpam copies the string.
         unsafe { pam_set_item(self.pamh, PAM_RHOST, rhost.as_ptr().cast::<c_void>()) }
+    }
+
+    /// PAM_USER as the modules left it (a module may map the name it was given to another).
+    pub fn user(&self) -> Option<String> {
+        let mut value: *const c_void = ptr::null();
+        // SAFETY: pamh is live; libpam stores a pointer to its own copy in `value`.
+        let rc = unsafe { pam_get_item(self.pamh, PAM_USER, &raw mut value) };
+        if rc != PAM_SUCCESS || value.is_null() {
+            return None;
+        }
+        // SAFETY: PAM_USER is a NUL-terminated string owned by libpam, alive until the next
+        // pam_set_item or pam_end; it is copied here at once.
+        let user = unsafe { CStr::from_ptr(value.cast::<c_char>()) };
+        user.to_str().ok().map(str::to_owned)
     }
 
     pub fn authenticate(&mut self, flags: i32) -> i32 {

@@ -21,6 +21,10 @@ pub const PAM_SERVICE_ERR: i32 = 3;
 pub const PAM_PERM_DENIED: i32 = 6;
 /// Memory could not be allocated.
 pub const PAM_BUF_ERR: i32 = 5;
+/// pam_authenticate's flag: refuse an empty password even where the stack says `nullok`.
+pub const PAM_DISALLOW_NULL_AUTHTOK: i32 = 0x0001;
+/// pam_acct_mgmt's answer for an account whose password has expired and must be changed.
+pub const PAM_NEW_AUTHTOK_REQD: i32 = 12;
 /// Authentication failure.
 pub const PAM_AUTH_ERR: i32 = 7;
 /// The authentication information (for pam_apppw: the store) cannot be reached.

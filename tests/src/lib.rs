@@ -17,6 +17,7 @@ pub mod mail;
 pub mod postgres;
 pub mod syslog;
 pub mod system;
+pub mod web;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;

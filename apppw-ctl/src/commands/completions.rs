@@ -20,5 +20,5 @@ pub fn run(args: &CompletionsArgs) -> Result<(), CtlError> {
     clap_complete::generate(args.shell, &mut Cli::command(), "apppw-ctl", &mut script);
     let out = crate::output::Output::new(false);
     out.text(&String::from_utf8_lossy(&script))?;
-    out.flush().map_err(|(e, _)| CtlError::Output(e))
+    out.flush(&[]).map_err(|(e, _)| CtlError::Output(e))
 }

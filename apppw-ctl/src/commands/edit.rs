@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<(), CtlError> {
         let which = CodeRef::Id(id);
         let scope = args.new_scope(ctx, &current, created)?;
         if asks_password && scope.widens(&current) {
-            crate::reauth::confirm_identity(ctx)?;
+            crate::reauth::confirm_identity(ctx, crate::reauth::Purpose::Mint)?;
         }
         let change = Edit {
             label: label.as_ref(),

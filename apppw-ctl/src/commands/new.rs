@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: &NewArgs) -> Result<(), CtlError> {
     if crate::startup::stdout_goes_nowhere() {
         return Err(CtlError::StdoutClosed);
     }
-    crate::reauth::confirm_identity(ctx)?;
+    crate::reauth::confirm_identity(ctx, crate::reauth::Purpose::Mint)?;
     // Fail before touching the store if the kernel's generator is unavailable; after this probe a
     // failure is practically impossible, and would abort rather than mint a weak code.
     let mut probe = [0u8; 1];

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &RevokeArgs) -> Result<(), CtlError> {
         ctx.require_root("revoke --all-users")?;
     }
     if args.all {
-        crate::reauth::confirm_identity(ctx)?;
+        crate::reauth::confirm_identity(ctx, crate::reauth::Purpose::RevokeAll)?;
     }
     let revoked = {
         let mut store = open_store(ctx, false)?;

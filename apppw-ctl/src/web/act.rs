@@ -1,0 +1,104 @@
+//! Running one command for the signed-in user. The helper starts a fresh apppw-ctl process
+//! (`apppw-ctl web-act`, root only) for each request; that process becomes the user exactly as
+//! the setuid apppw-ctl becomes a user who runs it (`privilege::act_for`), and runs the same
+//! command code with the same checks, caps, event rows and syslog lines, with the origin
+//! `web from ADDRESS`. Its output goes straight onto the session's socket as one line
+//! (`Output::flush`), so a new code counts as shown only once the front has it; if that fails,
+//! the code is withdrawn as on a terminal. A fresh process, rather than a fork of the helper,
+//! starts with nothing of the helper's memory (the password, PAM's state).
+#![forbid(unsafe_code)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use nix::unistd::{Uid, User, getuid};
+
+use super::protocol::{Reply, reply_line};
+use super::{Channel, Session};
+use crate::cli::{ManagingCommand, WebActArgs, WebRequest};
+use crate::context::Context;
+use crate::error::CtlError;
+
+/// Most words one request may have (a code takes at most 32 services and 32 networks).
+const MAX_WORDS: usize = 80;
+
+/// In the helper: runs `words` for the session's user in a new process and waits for it.
+pub fn run(channel: &Channel, session: &Session, words: &[String]) -> Result<(), CtlError> {
+    if words.len() > MAX_WORDS || words.iter().any(|w| w.len() > 4096 || w.contains('\0')) {
+        return channel.send(&Reply::Failed {
+            message: "the request is too long",
+            confirm_again: false,
+        });
+    }
+    let status = crate::clean_exec::clean(&mut Command::new("/proc/self/exe"))
+        .arg("web-act")
+        .arg("--uid")
+        .arg(session.user.uid.to_string())
+        .arg("--address")
+        .arg(&session.address)
+        .arg("--confirmed-secs-ago")
+        .arg(session.confirmed.elapsed().as_secs().to_string())
+        .arg("--")
+        .args(words)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status();
+    match status {
+        // The child answered (done or failed).
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => channel.send(&Reply::Failed {
+            message: &format!("the command stopped unexpectedly ({status}); nothing is known to have changed, but check the list"),
+            confirm_again: false,
+        }),
+        Err(e) => channel.send(&Reply::Failed {
+            message: &format!("the command could not start ({e})"),
+            confirm_again: false,
+        }),
+    }
+}
+
+/// In the child (`apppw-ctl web-act`): becomes the user, runs the command, and answers on stdout.
+/// Exits 0 once an answer is written, 1 if none could be.
+pub fn serve(args: &WebActArgs) -> std::process::ExitCode {
+    if !getuid().is_root() {
+        let _ = fail(&CtlError::WebSession(
+            "`apppw-ctl web-act` is started by `apppw-ctl web-session` as root; it is not a command to run by hand".into(),
+        ));
+        return std::process::ExitCode::from(1);
+    }
+    let user = match User::from_uid(Uid::from_raw(args.uid)) {
+        Ok(Some(user)) => user,
+        Ok(None) => return fail(&CtlError::UnknownCaller(args.uid)),
+        Err(e) => return fail(&CtlError::UserLookup(e.to_string())),
+    };
+    crate::privilege::act_for(&user);
+    let result = Context::for_web(
+        &user,
+        &args.address,
+        Duration::from_secs(args.confirmed_secs_ago),
+    )
+    .and_then(|ctx| {
+        let request = WebRequest::try_parse_from(&args.words)
+            .map_err(|e| CtlError::WebSession(e.render().to_string().trim().to_owned()))?;
+        crate::run_managing(&ctx, &ManagingCommand::from(request.command))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Answers with the error; exit 0 if the answer was written.
+fn fail(e: &CtlError) -> std::process::ExitCode {
+    let message = e.to_string();
+    let line = reply_line(&Reply::Failed {
+        message: &message,
+        confirm_again: matches!(e, CtlError::ConfirmAgain),
+    });
+    match crate::output::write_within(&std::io::stdout(), &line) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::from(1),
+    }
+}
