@@ -26,8 +26,9 @@
 # TOTP codes oathtool computes (tests/tests/web_session.rs). systemd: systemd-socket-activate
 # serves the web helper's socket as the shipped unit does (the CI machine has no systemd as PID
 # 1). nginx, chromium, chromium-driver, python3-selenium: the web page behind the shipped nginx
-# example, driven in a real browser (tests/tests/web.rs).
-APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban systemd-journal-remote python3-systemd dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap postgresql openssl ca-certificates libpam-google-authenticator oathtool systemd nginx chromium chromium-driver python3-selenium)
+# example, driven in a real browser (tests/tests/web.rs); libnss3-tools: certutil, which makes
+# the browser trust the test's certificate as a site's would be.
+APPPW_DEBIAN_PACKAGES=(gcc g++ libc6-dev libpam0g-dev libpam-modules libpam-runtime libpam-wrapper binutils util-linux passwd python3 perl faketime fail2ban systemd-journal-remote python3-systemd dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-submissiond dovecot-lmtpd postfix lintian rpm cpio pamtester man-db bsdextrautils make selinux-policy-dev checkpolicy semodule-utils setools debootstrap postgresql openssl ca-certificates libpam-google-authenticator oathtool systemd nginx chromium chromium-driver python3-selenium libnss3-tools)
 
 # Installs them with apt-get (root only). Always runs `apt-get update` first, so a fresh machine
 # gets current package lists.

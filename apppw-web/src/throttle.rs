@@ -1,9 +1,10 @@
 //! Sign-in slowing. Failed sign-ins are counted per client address (an IPv6 address by its /64,
 //! which one client usually holds whole) and per user name. Three tries are free; after that
 //! each failure doubles the wait before the next try, up to five minutes. A try that comes too
-//! early is answered at once with 429 and never reaches PAM, so a burst costs the server a map
-//! lookup per request, while the helper's PAM delay and its fail2ban line (written by root)
-//! handle what gets through. The maps are bounded: the stalest entries go first.
+//! early is answered at once with 429 and never reaches PAM, and counts as a failure: a client
+//! that keeps hammering gets ever longer waits, and each try costs the server a map lookup. The
+//! helper's PAM delay and its fail2ban line (written by root) handle what gets through. The maps
+//! are bounded: the stalest entries go first.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -43,7 +44,8 @@ pub fn address_key(address: IpAddr) -> String {
 }
 
 impl Throttle {
-    /// How long to wait before this try may go to PAM, if it is too early.
+    /// How long to wait before this try may go to PAM, if it is too early; a too-early try
+    /// counts as a failure.
     pub fn wait(&self, address: IpAddr, user: &str, now: Instant) -> Option<Duration> {
         let early = |map: &Mutex<HashMap<String, Record>>, key: &str| {
             map.lock()
@@ -54,7 +56,20 @@ impl Throttle {
         };
         let by_address = early(&self.by_address, &address_key(address));
         let by_user = early(&self.by_user, &user.to_ascii_lowercase());
-        by_address.max(by_user)
+        by_address.max(by_user)?;
+        self.failed(address, user, now);
+        self.wait_without_counting(address, user, now)
+    }
+
+    fn wait_without_counting(&self, address: IpAddr, user: &str, now: Instant) -> Option<Duration> {
+        let until = |map: &Mutex<HashMap<String, Record>>, key: &str| {
+            map.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key)
+                .and_then(|r| r.not_before.checked_duration_since(now))
+        };
+        until(&self.by_address, &address_key(address))
+            .max(until(&self.by_user, &user.to_ascii_lowercase()))
     }
 
     pub fn failed(&self, address: IpAddr, user: &str, now: Instant) {
@@ -129,19 +144,15 @@ mod tests {
             assert_eq!(throttle.wait(ip, "alice", now), None);
             throttle.failed(ip, "alice", now);
         }
-        assert_eq!(throttle.wait(ip, "bob", now), Some(Duration::from_secs(1)));
-        assert_eq!(
-            throttle.wait(neighbour, "bob", now),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(
-            throttle.wait(elsewhere, "Alice", now),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(throttle.wait(elsewhere, "bob", now), None);
-        let later = now + Duration::from_secs(2);
-        assert_eq!(throttle.wait(ip, "alice", later), None);
+        // Each early try counts: the waits double while the hammering goes on.
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(throttle.wait(ip, "bob", now), secs(2));
+        assert_eq!(throttle.wait(neighbour, "carol", now), secs(4));
+        assert_eq!(throttle.wait(elsewhere, "Alice", now), secs(2));
+        assert_eq!(throttle.wait(elsewhere, "dave", now), None);
+        let later = now + Duration::from_secs(5);
+        assert_eq!(throttle.wait(ip, "erin", later), None);
         throttle.succeeded("alice");
-        assert_eq!(throttle.wait(elsewhere, "alice", now), None);
+        assert_eq!(throttle.wait(elsewhere, "alice", later), None);
     }
 }

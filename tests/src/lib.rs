@@ -231,6 +231,18 @@ fn faketime_library() -> PathBuf {
     path
 }
 
+/// A temporary directory that every user may enter and read (mode 0755), for servers and
+/// sockets that accounts other than root use.
+pub fn open_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
 /// Creates a real system user for privilege tests (idempotent). Needs root.
 pub fn ensure_user(name: &str) {
     exclusively(|| create_user_unless_present(name, &[]));

@@ -123,15 +123,7 @@ impl MailServers {
 
     fn start_in(auth: &str, hostname: Option<&str>) -> MailServers {
         ensure_user(MAIL_USER);
-        let dir = tempfile::Builder::new()
-            .prefix("apppw-mail")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let dir = crate::open_tempdir("apppw-mail");
         let d = dir.path();
         let (imap, pop3, submission) = (free_port(), free_port(), free_port());
 

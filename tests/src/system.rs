@@ -45,7 +45,11 @@ pub fn system() -> System {
 fn install() {
     let target = Path::new(INSTALLED_CTL);
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::copy(ctl_binary(), target).unwrap();
+    // Copied beside and renamed into place: a helper still running the old binary (a web
+    // session of an earlier test) would make a copy over it fail with ETXTBSY.
+    let fresh = target.with_extension("new");
+    std::fs::copy(ctl_binary(), &fresh).unwrap();
+    std::fs::rename(&fresh, target).unwrap();
     let init = root_ctl_at(target, &["init"]);
     assert_success(&init);
     run(&["chown", "root:root", INSTALLED_CTL]);

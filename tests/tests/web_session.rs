@@ -8,17 +8,14 @@ use std::path::Path;
 use std::process::Command;
 
 use apppw_tests::syslog::SyslogListener;
-use apppw_tests::system::{INSTALLED_CTL, SYSTEM_STORE, System, system};
-use apppw_tests::web::HelperSocket;
+use apppw_tests::system::{INSTALLED_CTL, SYSTEM_STORE, system};
+use apppw_tests::web::{ALICE, ALICE_PASSWORD, BOB, HelperSocket, web_users};
 use apppw_tests::{
-    InstalledFile, World, as_user, assert_success, ensure_user, require, run_with_stdin,
-    set_unix_password, stderr, stdout,
+    InstalledFile, World, as_user, assert_success, require, run_with_stdin, set_unix_password,
+    stderr, stdout,
 };
 use serde_json::{Value, json};
 
-const ALICE: &str = "web-alice";
-const BOB: &str = "web-bob";
-const PASSWORD: &str = "Alice's web pw 1";
 const ADDRESS: &str = "192.0.2.10";
 const PAM_FILE: &str = "/etc/pam.d/apppw-web";
 
@@ -29,18 +26,6 @@ fn shipped_stack() -> InstalledFile {
     )
     .unwrap();
     InstalledFile::write(PAM_FILE, &text)
-}
-
-/// The two users, with passwords and no active codes.
-fn users(sys: &System) {
-    ensure_user(ALICE);
-    ensure_user(BOB);
-    set_unix_password(ALICE, PASSWORD);
-    set_unix_password(BOB, "Bob's web pw 1");
-    for user in [ALICE, BOB] {
-        // Fails harmlessly when there is nothing to revoke.
-        let _ = sys.root(&["--user", user, "revoke", "--all"]);
-    }
 }
 
 fn helper(dir: &Path) -> HelperSocket {
@@ -72,7 +57,7 @@ fn minted(output: &Value) -> (i64, String) {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_session_manages_its_own_users_codes_as_apppw_ctl_does() {
     let sys = system();
-    users(&sys);
+    web_users(&sys);
     let _stack = shipped_stack();
     let log = SyslogListener::start();
     let dir = tempdir();
@@ -83,7 +68,7 @@ fn a_session_manages_its_own_users_codes_as_apppw_ctl_does() {
         minted(&serde_json::from_slice(&out.stdout).unwrap()).0
     };
 
-    let (mut session, reply) = helper.sign_in(ALICE, PASSWORD, ADDRESS);
+    let (mut session, reply) = helper.sign_in(ALICE, ALICE_PASSWORD, ADDRESS);
     assert_eq!(reply["signed_in"]["user"], ALICE, "{reply}");
     let before = session.done(&["list"]);
     let (id, code) = minted(&session.done(&["new", "Phone", "--service", "imap"]));
@@ -213,7 +198,7 @@ fn a_session_manages_its_own_users_codes_as_apppw_ctl_does() {
     // No code and no password in any line.
     for d in log.datagrams() {
         assert!(
-            !d.text.contains(&code) && !d.text.contains(PASSWORD),
+            !d.text.contains(&code) && !d.text.contains(ALICE_PASSWORD),
             "{}",
             d.text
         );
@@ -226,7 +211,7 @@ fn a_session_manages_its_own_users_codes_as_apppw_ctl_does() {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn minting_and_revoking_all_ask_for_a_fresh_confirmation() {
     let sys = system();
-    users(&sys);
+    web_users(&sys);
     let _stack = shipped_stack();
     let alice_uid = nix::unistd::User::from_name(ALICE)
         .unwrap()
@@ -269,12 +254,12 @@ fn minting_and_revoking_all_ask_for_a_fresh_confirmation() {
     // accepted.
     let dir = tempdir();
     let helper = helper(dir.path());
-    let (mut session, reply) = helper.sign_in(ALICE, PASSWORD, ADDRESS);
+    let (mut session, reply) = helper.sign_in(ALICE, ALICE_PASSWORD, ADDRESS);
     assert!(reply["signed_in"].is_object(), "{reply}");
     session.send(&json!({"confirm": "wrong"}));
     let refused = session.receive().unwrap();
     assert!(refused["refused"].is_object(), "{refused}");
-    session.send(&json!({"confirm": PASSWORD}));
+    session.send(&json!({"confirm": ALICE_PASSWORD}));
     let confirmed = session.receive().unwrap();
     assert!(confirmed["confirmed"].is_object(), "{confirmed}");
     assert!(session.run(&["revoke", "--all"])["done"].is_object());
@@ -287,7 +272,7 @@ fn minting_and_revoking_all_ask_for_a_fresh_confirmation() {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn the_helper_refuses_what_it_must() {
     let sys = system();
-    users(&sys);
+    web_users(&sys);
     let dir = tempdir();
     let helper = helper(dir.path());
 
@@ -318,10 +303,10 @@ fn the_helper_refuses_what_it_must() {
     );
     let (_, reply) = helper.sign_in(ALICE, "wrong password", ADDRESS);
     assert!(reply["refused"].is_object(), "{reply}");
-    let (_, reply) = helper.sign_in(ALICE, PASSWORD, ADDRESS);
+    let (_, reply) = helper.sign_in(ALICE, ALICE_PASSWORD, ADDRESS);
     assert!(reply["signed_in"].is_object(), "{reply}");
     // A name that is no account name never reaches PAM, and gets the same answer.
-    let (_, odd) = helper.sign_in("x rhost=198.51.100.1", PASSWORD, ADDRESS);
+    let (_, odd) = helper.sign_in("x rhost=198.51.100.1", ALICE_PASSWORD, ADDRESS);
     assert_eq!(odd["refused"]["message"], reply_refused_message(&helper));
     // Root does not sign in on the web, under any name: a second name for uid 0 with a
     // password PAM accepts is refused once PAM is done.
@@ -339,8 +324,8 @@ fn the_helper_refuses_what_it_must() {
         .status()
         .unwrap();
     assert!(status.success());
-    set_unix_password(ROOT_ALIAS, PASSWORD);
-    let (_, root) = helper.sign_in(ROOT_ALIAS, PASSWORD, ADDRESS);
+    set_unix_password(ROOT_ALIAS, ALICE_PASSWORD);
+    let (_, root) = helper.sign_in(ROOT_ALIAS, ALICE_PASSWORD, ADDRESS);
     remove_root_alias();
     assert!(
         root["refused"]["message"]
@@ -408,7 +393,7 @@ except ConnectionResetError:
     let mut cmd = as_user(Some(BOB), Path::new("/usr/bin/python3"));
     cmd.args(["-c", script])
         .arg(&helper.path)
-        .args([ALICE, PASSWORD]);
+        .args([ALICE, ALICE_PASSWORD]);
     let out = cmd.output().unwrap();
     assert_success(&out);
     assert_eq!(stdout(&out).trim(), "b''", "a wrong peer got an answer");
@@ -437,7 +422,7 @@ fn reply_refused_message(helper: &HelperSocket) -> Value {
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_second_factor_in_the_stack_is_asked_as_a_form_step() {
     let sys = system();
-    users(&sys);
+    web_users(&sys);
     require(
         Path::new("/usr/bin/oathtool").exists(),
         "/usr/bin/oathtool",
@@ -464,7 +449,7 @@ fn a_second_factor_in_the_stack_is_asked_as_a_form_step() {
     );
     let dir = tempdir();
     let helper = helper(dir.path());
-    let (mut session, reply) = helper.sign_in(ALICE, PASSWORD, ADDRESS);
+    let (mut session, reply) = helper.sign_in(ALICE, ALICE_PASSWORD, ADDRESS);
     assert_eq!(reply["prompt"]["text"], "Verification code: ", "{reply}");
     assert_eq!(reply["prompt"]["echo"], false);
     session.send(&json!({"answer": totp(&secret)}));
@@ -473,7 +458,7 @@ fn a_second_factor_in_the_stack_is_asked_as_a_form_step() {
     assert!(session.run(&["list"])["done"].is_object());
 
     // A wrong second factor is refused like a wrong password.
-    let (mut session, reply) = helper.sign_in(ALICE, PASSWORD, ADDRESS);
+    let (mut session, reply) = helper.sign_in(ALICE, ALICE_PASSWORD, ADDRESS);
     assert!(reply["prompt"].is_object(), "{reply}");
     session.send(&json!({"answer": "000000"}));
     let refused = session.receive().unwrap();
