@@ -22,8 +22,11 @@ source packaging/check.sh
 # A clean slate: earlier tests set up apppw by hand (init, /etc/pam.d/apppw-ctl).
 dpkg -P apppw >/dev/null 2>&1 || true
 rm -rf /var/lib/apppw /etc/apppw /etc/pam.d/apppw-ctl /etc/pam.d/apppw-pkgtest /usr/local/libexec/apppw-test
-getent passwd apppw >/dev/null && userdel apppw
-getent group apppw >/dev/null && groupdel apppw
+for account in apppw apppw-web; do
+    getent passwd "$account" >/dev/null && userdel "$account"
+    getent group "$account" >/dev/null && groupdel "$account"
+done
+rm -f /etc/pam.d/apppw-web
 
 if [ "$deb_only" = false ]; then
     echo "== lintian $deb"
@@ -53,9 +56,27 @@ check "the module is installed" test -f "$module"
 check "the config is a conffile" grep -qx /etc/apppw/apppw.conf /var/lib/dpkg/info/apppw.conffiles
 check "the PAM service is a conffile" grep -qx /etc/pam.d/apppw-ctl /var/lib/dpkg/info/apppw.conffiles
 check "completions are installed" test -s /usr/share/bash-completion/completions/apppw-ctl -a -s /usr/share/zsh/vendor-completions/_apppw-ctl -a -s /usr/share/fish/vendor_completions.d/apppw-ctl.fish
-for page in apppw-ctl pam_apppw apppw.conf; do
+for page in apppw-ctl pam_apppw apppw.conf apppw-web; do
     check "man $page renders" sh -c "man $page 2>/dev/null | grep -q ."
 done
+
+# The web page (apppw-web(8)): installed, and off until the administrator turns it on.
+check "apppw-web is installed root:root 755" test "$(stat -c '%a %U %G' /usr/sbin/apppw-web)" = "755 root root"
+check "the apppw-web account exists, with no login" test "$(getent passwd apppw-web | cut -d: -f7)" = /usr/sbin/nologin
+for file in /etc/apppw/web.conf /etc/pam.d/apppw-web; do
+    check "$file is a conffile" grep -qx "$file" /var/lib/dpkg/info/apppw.conffiles
+done
+units=(apppw-web.socket apppw-web.service apppw-web-session.socket apppw-web-session@.service)
+for unit in "${units[@]}"; do
+    check "the unit $unit is installed" test -s "/usr/lib/systemd/system/$unit"
+    check "the unit $unit is not enabled" sh -c "! find /etc/systemd/system -name '$unit' | grep -q ."
+done
+check "systemd-analyze verifies the units" systemd-analyze verify "${units[@]/#//usr/lib/systemd/system/}"
+# The front's sandbox, as systemd rates it: 1.0 or less ("SAFE" goes up to 1.9).
+check "the front's unit is rated at most 1.0 by systemd-analyze security" \
+    systemd-analyze security --offline=yes --threshold=10 /usr/lib/systemd/system/apppw-web.service
+check "the front refuses to start until web.conf names the origin" sh -c \
+    "setpriv --reuid=apppw-web --regid=apppw-web --clear-groups /usr/sbin/apppw-web 2>&1 | grep -q 'origin. is missing'"
 # Every subcommand and option apppw-ctl --help lists is in its man page: the installed file itself
 # (`man -l`), never a formatted copy man-db cached from an earlier install (the package's files
 # all carry the same fixed date, so a stale cache looks current).
@@ -86,7 +107,9 @@ dpkg -P apppw
 check "purge removes the store" test ! -e /var/lib/apppw
 check "purge removes /etc/apppw" test ! -e /etc/apppw
 check "purge removes /etc/pam.d/apppw-ctl" test ! -e /etc/pam.d/apppw-ctl
+check "purge removes /etc/pam.d/apppw-web" test ! -e /etc/pam.d/apppw-web
 check "purge removes the account and the group" sh -c '! getent passwd apppw && ! getent group apppw'
+check "purge removes the web page's account and group" sh -c '! getent passwd apppw-web && ! getent group apppw-web'
 check "purge removes the statoverride" sh -c '! dpkg-statoverride --list /usr/bin/apppw-ctl'
 userdel "$user"
 
@@ -107,16 +130,22 @@ requires=$(rpm -qp --qf '[%{REQUIRENAME} %{REQUIREFLAGS:deptype}\n]' "$rpmfile")
 libdir=$(rpm --target "$(rpm -qp --qf '%{ARCH}' "$rpmfile")" --eval '%{_libdir}' 2>/dev/null | tail -n 1)
 check "rpm: apppw-ctl is -rwsr-xr-x root root" grep -qE '^-rwsr-xr-x +1 root +root .* /usr/bin/apppw-ctl$' <<<"$listing"
 check "rpm: the module is in $libdir/security" grep -qE " $libdir/security/pam_apppw.so\$" <<<"$listing"
-for file in /etc/apppw/apppw.conf /etc/pam.d/apppw-ctl; do
+for file in /etc/apppw/apppw.conf /etc/apppw/web.conf /etc/pam.d/apppw-ctl /etc/pam.d/apppw-web; do
     check "rpm: $file is %config(noreplace)" grep -qx "cn $file" <<<"$flags"
 done
+check "rpm: apppw-web is -rwxr-xr-x root root" grep -qE '^-rwxr-xr-x +1 root +root .* /usr/sbin/apppw-web$' <<<"$listing"
+for unit in apppw-web.socket apppw-web.service apppw-web-session.socket apppw-web-session@.service; do
+    check "rpm: the unit $unit" grep -qE " /usr/lib/systemd/system/$unit\$" <<<"$listing"
+done
+check "rpm: the HTTP socket is for nginx's group" grep -qx 'SocketGroup=nginx' \
+    <(rpm2cpio "$rpmfile" | cpio -i --quiet --to-stdout ./usr/lib/systemd/system/apppw-web.socket)
 check "rpm: owns /var/lib/apppw, root:apppw 2770" grep -qE '^drwxrws--- +[0-9]+ root +apppw .* /var/lib/apppw$' <<<"$listing"
-for dir in /etc/apppw /usr/share/doc/apppw /usr/share/doc/apppw/examples/{pam.d,dovecot,postfix,fail2ban/filter.d,fail2ban/jail.d}; do
+for dir in /etc/apppw /usr/share/doc/apppw /usr/share/doc/apppw/examples/{pam.d,dovecot,postfix,nginx,fail2ban/filter.d,fail2ban/jail.d}; do
     check "rpm: owns $dir, root:root 755" grep -qE "^drwxr-xr-x +[0-9]+ root +root .* $dir\$" <<<"$listing"
 done
 check "rpm: the sysusers.d file" grep -qE ' /usr/lib/sysusers.d/apppw.conf$' <<<"$listing"
 # The man pages and completions the .deb checks for above; the spec gzips the pages itself.
-for page in man1/apppw-ctl.1 man8/pam_apppw.8 man5/apppw.conf.5; do
+for page in man1/apppw-ctl.1 man8/pam_apppw.8 man5/apppw.conf.5 man8/apppw-web.8; do
     check "rpm: the man page $page" grep -qE " /usr/share/man/$page\\.gz\$" <<<"$listing"
 done
 for file in /usr/share/bash-completion/completions/apppw-ctl /usr/share/zsh/site-functions/_apppw-ctl \
@@ -132,7 +161,7 @@ done
 docs=(README.md:README.md)
 for file in docs/*.md; do docs+=("$file:$(basename "$file")"); done
 for file in packaging/examples/README.md packaging/examples/*/*; do docs+=("$file:examples/${file#packaging/examples/}"); done
-for file in packaging/fail2ban/*/apppw.conf; do docs+=("$file:examples/fail2ban/${file#packaging/fail2ban/}"); done
+for file in packaging/fail2ban/*/apppw*.conf; do docs+=("$file:examples/fail2ban/${file#packaging/fail2ban/}"); done
 for entry in "${docs[@]}"; do
     check "rpm: ${entry%%:*} is %doc" grep -qx "d /usr/share/doc/apppw/${entry#*:}" <<<"$flags"
 done
@@ -143,6 +172,7 @@ check "rpm: %pre hands systemd-sysusers the shipped sysusers.d file" \
 check "rpm: %pre falls back to groupadd" grep -q 'groupadd --system apppw' <<<"$scripts"
 check "rpm: %pre falls back to useradd" grep -q 'useradd --system --gid apppw' <<<"$scripts"
 check "rpm: %post sets up the store" grep -q '/usr/bin/apppw-ctl init' <<<"$scripts"
+check "rpm: %pre falls back to useradd for apppw-web" grep -q 'useradd --system --gid apppw-web' <<<"$scripts"
 
 echo "== selinux"
 check "rpm: the policy module is the one built" \

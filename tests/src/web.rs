@@ -361,10 +361,13 @@ impl WebStack {
 
 impl Drop for WebStack {
     fn drop(&mut self) {
-        for child in [&mut self.nginx, &mut self.front] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // nginx's master stops its workers on SIGTERM; SIGKILL would leave them running, with
+        // the port.
+        let master = nix::unistd::Pid::from_raw(i32::try_from(self.nginx.id()).unwrap_or(0));
+        let _ = nix::sys::signal::kill(master, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.nginx.wait();
+        let _ = self.front.kill();
+        let _ = self.front.wait();
     }
 }
 
