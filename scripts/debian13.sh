@@ -21,8 +21,9 @@ mirror=http://deb.debian.org/debian
 # mail clients and the pseudo-terminal, setpriv (util-linux), useradd and chpasswd (passwd), and
 # for the package test pamtester, man-db and col (bsdextrautils), adduser (the .deb's dependency);
 # PostgreSQL's server programs (17 on Debian 13), openssl and ca-certificates for the tests that
-# share a PostgreSQL store between mail hosts.
-packages=dovecot-imapd,dovecot-pop3d,dovecot-managesieved,dovecot-submissiond,dovecot-lmtpd,postfix,python3,libpam-modules,libpam-runtime,passwd,util-linux,adduser,pamtester,man-db,bsdextrautils,postgresql,openssl,ca-certificates
+# share a PostgreSQL store between mail hosts; systemd for systemd-analyze, which the package test
+# runs on the web page's units.
+packages=dovecot-imapd,dovecot-pop3d,dovecot-managesieved,dovecot-submissiond,dovecot-lmtpd,postfix,python3,libpam-modules,libpam-runtime,passwd,util-linux,adduser,pamtester,man-db,bsdextrautils,postgresql,openssl,ca-certificates,systemd
 stamp="$root/.apppw-packages"
 
 case "$root" in

@@ -64,22 +64,10 @@ pub enum Command {
 #[derive(Args)]
 pub struct WebSessionArgs {}
 
-/// `web-act`: one request of a web session, run by its helper as root (`web::act`).
+/// `web-act`: one request of a web session, run by its helper as root (`web::act`), which
+/// hands it the request on stdin.
 #[derive(Args)]
-pub struct WebActArgs {
-    /// The signed-in user's uid
-    #[arg(long)]
-    pub uid: u32,
-    /// The browser's address, for the event trail's origin
-    #[arg(long)]
-    pub address: String,
-    /// Seconds since PAM last confirmed the password
-    #[arg(long)]
-    pub confirmed_secs_ago: u64,
-    /// The request: new, list, rename, edit or revoke and their arguments
-    #[arg(last = true)]
-    pub words: Vec<String>,
-}
+pub struct WebActArgs {}
 
 /// What a web session may ask for (`web::act`): the commands a user runs on their own codes,
 /// parsed from the words the front sends exactly as from a command line.

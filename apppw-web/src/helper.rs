@@ -12,8 +12,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use zeroize::Zeroizing;
 
-/// Longest line either side may send (the helper's MAX_LINE).
-const MAX_LINE: u64 = 64 * 1024;
+/// Longest reply the front reads: a list of many codes with many limits is far beyond the 64 KiB
+/// the helper takes in a request.
+const MAX_REPLY: u64 = 1024 * 1024;
 /// How long a reply may take: PAM's delay after a wrong password, a store under load.
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
 
@@ -66,6 +67,10 @@ pub struct HelperGone(pub String);
 
 pub struct Helper {
     stream: BufReader<UnixStream>,
+    /// Set while an exchange is under way: if its future is dropped half-way (the connection's
+    /// time limit), the reply may still come, and the next exchange would read it as its own.
+    /// A helper left so is not used again.
+    in_exchange: bool,
 }
 
 impl Helper {
@@ -78,11 +83,25 @@ impl Helper {
         })?;
         Ok(Helper {
             stream: BufReader::new(stream),
+            in_exchange: false,
         })
     }
 
     /// Sends `request` and reads the reply.
     pub async fn ask(&mut self, request: &Request<'_>) -> Result<Reply, HelperGone> {
+        if self.in_exchange {
+            return Err(HelperGone(
+                "an earlier exchange with the session helper was cut off".into(),
+            ));
+        }
+        self.in_exchange = true;
+        let reply = self.exchange(request).await;
+        // Not reached when the future is dropped: `in_exchange` stays set.
+        self.in_exchange = false;
+        reply
+    }
+
+    async fn exchange(&mut self, request: &Request<'_>) -> Result<Reply, HelperGone> {
         let mut line =
             Zeroizing::new(serde_json::to_vec(request).map_err(|e| HelperGone(e.to_string()))?);
         line.push(b'\n');
@@ -103,7 +122,7 @@ impl Helper {
         // The reply to `new` holds the code: wiped once parsed.
         let mut line = Zeroizing::new(Vec::new());
         let read = (&mut self.stream)
-            .take(MAX_LINE)
+            .take(MAX_REPLY)
             .read_until(b'\n', &mut line)
             .await
             .map_err(|e| HelperGone(format!("reading from the session helper failed ({e})")))?;

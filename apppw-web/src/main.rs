@@ -38,6 +38,8 @@ const HEADER_LIMIT: Duration = Duration::from_secs(10);
 const CONNECTION_LIMIT: Duration = Duration::from_secs(120);
 /// Largest request head hyper buffers (headers included).
 const MAX_HEAD: usize = 16 * 1024;
+/// Most header lines in a request.
+const MAX_HEADERS: usize = 64;
 
 #[derive(Parser)]
 #[command(
@@ -148,7 +150,8 @@ async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_LIMIT)
-                .max_buf_size(MAX_HEAD);
+                .max_buf_size(MAX_HEAD)
+                .max_headers(MAX_HEADERS);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
             drop(permit);

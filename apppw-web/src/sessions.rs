@@ -21,6 +21,9 @@ pub const ABSOLUTE_LIMIT: Duration = Duration::from_secs(8 * 60 * 60);
 pub const MAX_SESSIONS: usize = 512;
 pub const MAX_PER_USER: usize = 8;
 pub const MAX_UNFINISHED: usize = 16;
+/// A sign-in still waiting on a PAM step after this long is over (the helper gives up after
+/// 120 s too).
+pub const UNFINISHED_LIMIT: Duration = Duration::from_secs(120);
 
 pub type Key = [u8; 64];
 
@@ -43,6 +46,8 @@ pub struct State {
     /// When PAM last confirmed the password (the helper keeps the authoritative clock).
     pub confirmed: Instant,
     pub pending: Option<Pending>,
+    /// The question `pending` waits on, and whether its answer may be shown as typed.
+    pub prompt: (String, bool),
     /// What PAM said at sign-in or confirmation (a password about to expire, say), shown on the
     /// next page.
     pub notices: Vec<String>,
@@ -64,8 +69,16 @@ impl Session {
             .last_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        now.duration_since(last) > IDLE_LIMIT || now.duration_since(self.started) > ABSOLUTE_LIMIT
+        is_over(now, self.started, last, self.user().is_some())
     }
+}
+
+/// Whether a session started at `started`, last used at `last`, is over at `now`.
+fn is_over(now: Instant, started: Instant, last: Instant, signed_in: bool) -> bool {
+    let age = now.duration_since(started);
+    now.duration_since(last) > IDLE_LIMIT
+        || age > ABSOLUTE_LIMIT
+        || (!signed_in && age > UNFINISHED_LIMIT)
 }
 
 #[derive(Default)]
@@ -224,6 +237,18 @@ pub fn same_token(given: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_end_idle_after_fifteen_minutes_unfinished_after_two_and_always_after_eight_hours() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        assert!(!is_over(at(119), start, start, false));
+        assert!(is_over(at(121), start, at(120), false));
+        assert!(!is_over(at(121), start, at(120), true));
+        assert!(is_over(at(16 * 60), start, start, true));
+        assert!(!is_over(at(7 * 3600), start, at(7 * 3600 - 60), true));
+        assert!(is_over(at(8 * 3600 + 1), start, at(8 * 3600), true));
+    }
 
     #[test]
     fn tokens_are_random_and_compared_whole() {

@@ -1,23 +1,34 @@
 //! Sign-in slowing. Failed sign-ins are counted per client address (an IPv6 address by its /64,
 //! which one client usually holds whole) and per user name. Three tries are free; after that
-//! each failure doubles the wait before the next try, up to five minutes. A try that comes too
-//! early is answered at once with 429 and never reaches PAM, and counts as a failure: a client
-//! that keeps hammering gets ever longer waits, and each try costs the server a map lookup. The
-//! helper's PAM delay and its fail2ban line (written by root) handle what gets through. The maps
-//! are bounded: the stalest entries go first.
+//! each failure doubles the wait before the next try, up to five minutes for an address and one
+//! minute for a user name.
+//!
+//! - A try is counted before PAM runs (`begin`) and refunded if it succeeds, under one lock, so
+//!   parallel requests cannot all slip through one check.
+//! - A try that comes too early from an address is answered at once with 429, never reaches PAM,
+//!   and lengthens that address's wait: a client that keeps hammering waits ever longer, and
+//!   each try costs the server a map lookup.
+//! - A user name's count slows guessing spread over many addresses, but it must not let anyone
+//!   lock a user out: it never applies to an address the user signed in from before (kept for a
+//!   month, in memory), early tries never lengthen it, and its wait stops at a minute.
+//! - The maps are bounded: the stalest entries go first.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const FREE_TRIES: u32 = 3;
-const MAX_WAIT: Duration = Duration::from_secs(5 * 60);
+const MAX_ADDRESS_WAIT: Duration = Duration::from_secs(5 * 60);
+const MAX_USER_WAIT: Duration = Duration::from_secs(60);
 /// Entries kept per map; one is some 100 bytes.
 const MAX_ENTRIES: usize = 10_000;
-/// A record untouched for this long is forgotten.
+/// A failure record untouched for this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+/// How long a successful sign-in makes its address known for that user.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 #[derive(Clone, Copy)]
 struct Record {
@@ -27,14 +38,21 @@ struct Record {
 }
 
 #[derive(Default)]
-pub struct Throttle {
-    by_address: Mutex<HashMap<String, Record>>,
-    by_user: Mutex<HashMap<String, Record>>,
+struct Counts {
+    by_address: HashMap<String, Record>,
+    by_user: HashMap<String, Record>,
+    /// (user, address key) pairs that signed in successfully, and when.
+    known: HashMap<(String, String), Instant>,
 }
 
-/// The address as counted: IPv4 whole, IPv6 by its /64.
+#[derive(Default)]
+pub struct Throttle {
+    counts: Mutex<Counts>,
+}
+
+/// The address as counted: IPv4 whole (an IPv4-mapped IPv6 address as IPv4), IPv6 by its /64.
 pub fn address_key(address: IpAddr) -> String {
-    match address {
+    match address.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -44,62 +62,73 @@ pub fn address_key(address: IpAddr) -> String {
 }
 
 impl Throttle {
-    /// How long to wait before this try may go to PAM, if it is too early; a too-early try
-    /// counts as a failure.
-    pub fn wait(&self, address: IpAddr, user: &str, now: Instant) -> Option<Duration> {
-        let early = |map: &Mutex<HashMap<String, Record>>, key: &str| {
-            map.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(key)
-                .and_then(|r| r.not_before.checked_duration_since(now))
-                .filter(|d| !d.is_zero())
-        };
-        let by_address = early(&self.by_address, &address_key(address));
-        let by_user = early(&self.by_user, &user.to_ascii_lowercase());
-        by_address.max(by_user)?;
-        self.failed(address, user, now);
-        self.wait_without_counting(address, user, now)
+    /// Before PAM: `Err(wait)` if this try is too early (and then the address's wait grows);
+    /// otherwise the try is counted as a failure until `succeeded` refunds it.
+    pub fn begin(&self, address: IpAddr, user: &str, now: Instant) -> Result<(), Duration> {
+        let (address, user) = (address_key(address), user.to_ascii_lowercase());
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = counts
+            .known
+            .get(&(user.clone(), address.clone()))
+            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
+        if let Some(wait) = early(&counts.by_address, &address, now) {
+            // Only an address already slowed grows: no entry is made on this path.
+            if let Some(record) = counts.by_address.get_mut(&address) {
+                fail(record, now, MAX_ADDRESS_WAIT);
+                return Err(record.not_before.saturating_duration_since(now).max(wait));
+            }
+        }
+        if !known {
+            if let Some(wait) = early(&counts.by_user, &user, now) {
+                return Err(wait);
+            }
+        }
+        count(&mut counts.by_address, address, now, MAX_ADDRESS_WAIT);
+        count(&mut counts.by_user, user, now, MAX_USER_WAIT);
+        Ok(())
     }
 
-    fn wait_without_counting(&self, address: IpAddr, user: &str, now: Instant) -> Option<Duration> {
-        let until = |map: &Mutex<HashMap<String, Record>>, key: &str| {
-            map.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(key)
-                .and_then(|r| r.not_before.checked_duration_since(now))
-        };
-        until(&self.by_address, &address_key(address))
-            .max(until(&self.by_user, &user.to_ascii_lowercase()))
+    /// PAM said yes: the try is refunded, the user's count cleared, and the address known for
+    /// the user from now on.
+    pub fn succeeded(&self, address: IpAddr, user: &str, now: Instant) {
+        let (address, user) = (address_key(address), user.to_ascii_lowercase());
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.by_user.remove(&user);
+        if let Some(record) = counts.by_address.get_mut(&address) {
+            record.failures = record.failures.saturating_sub(1);
+            record.not_before = record.last + delay_after(record.failures, MAX_ADDRESS_WAIT);
+        }
+        bound(&mut counts.known, now, |at| *at);
+        counts.known.insert((user, address), now);
     }
 
+    /// A failure outside `begin` (a wrong password when confirming in a session).
     pub fn failed(&self, address: IpAddr, user: &str, now: Instant) {
-        count(&self.by_address, address_key(address), now);
-        count(&self.by_user, user.to_ascii_lowercase(), now);
-    }
-
-    /// A successful sign-in clears the user's count (not the address's: one right password
-    /// must not reset a guessing run from a shared address).
-    pub fn succeeded(&self, user: &str) {
-        self.by_user
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&user.to_ascii_lowercase());
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        count(
+            &mut counts.by_address,
+            address_key(address),
+            now,
+            MAX_ADDRESS_WAIT,
+        );
+        count(
+            &mut counts.by_user,
+            user.to_ascii_lowercase(),
+            now,
+            MAX_USER_WAIT,
+        );
     }
 }
 
-fn count(map: &Mutex<HashMap<String, Record>>, key: String, now: Instant) {
-    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-    if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
-        map.retain(|_, r| now.duration_since(r.last) < FORGET_AFTER);
-        if map.len() >= MAX_ENTRIES {
-            if let Some(stalest) = map
-                .iter()
-                .min_by_key(|(_, r)| r.last)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&stalest);
-            }
-        }
+fn early(map: &HashMap<String, Record>, key: &str, now: Instant) -> Option<Duration> {
+    map.get(key)
+        .map(|r| r.not_before.saturating_duration_since(now))
+        .filter(|d| !d.is_zero())
+}
+
+fn count(map: &mut HashMap<String, Record>, key: String, now: Instant, cap: Duration) {
+    if !map.contains_key(&key) {
+        bound(map, now, |r| r.last);
     }
     let record = map.entry(key).or_insert(Record {
         failures: 0,
@@ -109,50 +138,120 @@ fn count(map: &Mutex<HashMap<String, Record>>, key: String, now: Instant) {
     if now.duration_since(record.last) > FORGET_AFTER {
         record.failures = 0;
     }
-    record.failures = record.failures.saturating_add(1);
-    record.last = now;
-    record.not_before = now + delay_after(record.failures);
+    fail(record, now, cap);
 }
 
-/// The wait after `failures` failures: none for the free tries, then 1 s, 2 s, 4 s ... 5 min.
-fn delay_after(failures: u32) -> Duration {
+fn fail(record: &mut Record, now: Instant, cap: Duration) {
+    record.failures = record.failures.saturating_add(1);
+    record.last = now;
+    record.not_before = now + delay_after(record.failures, cap);
+}
+
+/// Makes room for one more entry: the stale go first, then the stalest.
+fn bound<K: Clone + Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    now: Instant,
+    last: impl Fn(&V) -> Instant,
+) {
+    if map.len() < MAX_ENTRIES {
+        return;
+    }
+    map.retain(|_, v| now.duration_since(last(v)) < FORGET_AFTER);
+    if map.len() >= MAX_ENTRIES {
+        if let Some(stalest) = map
+            .iter()
+            .min_by_key(|(_, v)| last(v))
+            .map(|(k, _)| k.clone())
+        {
+            map.remove(&stalest);
+        }
+    }
+}
+
+/// The wait after `failures` failures: none for the free tries, then 1 s, 2 s, 4 s ... `cap`.
+fn delay_after(failures: u32, cap: Duration) -> Duration {
     if failures < FREE_TRIES {
         return Duration::ZERO;
     }
     let doublings = (failures - FREE_TRIES).min(16);
-    Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
+    Duration::from_secs(1u64 << doublings).min(cap)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn waits_double_after_three_tries_up_to_five_minutes() {
-        let waits: Vec<u64> = (1..=13).map(|n| delay_after(n).as_secs()).collect();
-        assert_eq!(waits, [0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
     }
 
     #[test]
-    fn an_address_and_a_user_are_slowed_separately() {
+    fn waits_double_after_three_tries_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=13)
+            .map(|n| delay_after(n, MAX_ADDRESS_WAIT).as_secs())
+            .collect();
+        assert_eq!(waits, [0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(delay_after(13, MAX_USER_WAIT).as_secs(), 60);
+    }
+
+    #[test]
+    fn an_address_is_slowed_whole_and_hammering_makes_it_wait_longer() {
         let throttle = Throttle::default();
         let now = Instant::now();
-        let ip: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
-        let neighbour: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
-        let elsewhere: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..3 {
-            assert_eq!(throttle.wait(ip, "alice", now), None);
-            throttle.failed(ip, "alice", now);
+        let (attacker, neighbour) = (ip("2001:db8:1:2:3:4:5:6"), ip("2001:db8:1:2:ffff::1"));
+        for n in 0..3 {
+            assert_eq!(throttle.begin(attacker, &format!("user{n}"), now), Ok(()));
         }
-        // Each early try counts: the waits double while the hammering goes on.
-        let secs = |n| Some(Duration::from_secs(n));
-        assert_eq!(throttle.wait(ip, "bob", now), secs(2));
-        assert_eq!(throttle.wait(neighbour, "carol", now), secs(4));
-        assert_eq!(throttle.wait(elsewhere, "Alice", now), secs(2));
-        assert_eq!(throttle.wait(elsewhere, "dave", now), None);
-        let later = now + Duration::from_secs(5);
-        assert_eq!(throttle.wait(ip, "erin", later), None);
-        throttle.succeeded("alice");
-        assert_eq!(throttle.wait(elsewhere, "alice", later), None);
+        // The /64 is one client: early, and each early try doubles the wait.
+        assert_eq!(
+            throttle.begin(neighbour, "other", now),
+            Err(Duration::from_secs(2))
+        );
+        assert_eq!(
+            throttle.begin(attacker, "other", now),
+            Err(Duration::from_secs(4))
+        );
+        // An IPv4 client is not in it, and an IPv4-mapped address counts as IPv4.
+        assert_eq!(address_key(ip("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(throttle.begin(ip("::ffff:192.0.2.7"), "other", now), Ok(()));
+    }
+
+    #[test]
+    fn parallel_tries_are_counted_before_pam_so_only_the_free_ones_pass() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        let passed = (0..256)
+            .filter(|_| throttle.begin(ip("192.0.2.1"), "alice", now).is_ok())
+            .count();
+        assert_eq!(passed, 3);
+    }
+
+    #[test]
+    fn others_cannot_lock_a_user_out_of_an_address_she_used_before() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        let home = ip("198.51.100.5");
+        assert_eq!(throttle.begin(home, "alice", now), Ok(()));
+        throttle.succeeded(home, "alice", now);
+        // Guesses for alice from many addresses slow her name down...
+        for n in 0..10u8 {
+            let _ = throttle.begin(IpAddr::from([203, 0, 113, n]), "alice", now);
+        }
+        assert!(throttle.begin(ip("192.0.2.99"), "alice", now).is_err());
+        // ...but never from where she signed in before, and never past a minute.
+        assert_eq!(throttle.begin(home, "Alice", now), Ok(()));
+        let later = now + MAX_USER_WAIT + Duration::from_secs(1);
+        assert_eq!(throttle.begin(ip("192.0.2.99"), "alice", later), Ok(()));
+    }
+
+    #[test]
+    fn a_success_refunds_its_try() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        let office = ip("192.0.2.50");
+        for n in 0..10 {
+            assert_eq!(throttle.begin(office, &format!("user{n}"), now), Ok(()));
+            throttle.succeeded(office, &format!("user{n}"), now);
+        }
     }
 }

@@ -251,7 +251,9 @@ fn client_address(app: &App, headers: &HeaderMap) -> Result<IpAddr, Response> {
     headers
         .get("x-real-ip")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        // A dual-stack proxy reports IPv4 clients as ::ffff:a.b.c.d.
+        .map(|ip| ip.to_canonical())
         .ok_or_else(|| {
             app.message(
                 StatusCode::BAD_REQUEST,
@@ -331,7 +333,7 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
             Vec::new(),
         );
     }
-    if let Some(wait) = app.throttle.wait(address, user, Instant::now()) {
+    if let Err(wait) = app.throttle.begin(address, user, Instant::now()) {
         let seconds = wait.as_secs().max(1);
         let mut response = app.sign_in_page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -367,18 +369,19 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
         services,
         confirmed: Instant::now(),
         pending,
+        prompt: (String::new(), false),
         notices,
     };
     match reply {
         Ok(Reply::SignedIn {
-            user,
+            user: account,
             services,
             messages,
         }) => {
-            app.throttle.succeeded(&user);
+            app.throttle.succeeded(address, user, Instant::now());
             match app
                 .sessions
-                .start(state(true, user, services, None, messages))
+                .start(state(true, account, services, None, messages))
             {
                 Ok((id, _)) => with_cookie(see_other("/"), Some(&id)),
                 Err(full) => busy(&app, &full),
@@ -389,33 +392,28 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
             echo,
             messages,
         }) => {
-            match app.sessions.start(state(
-                false,
-                user.to_owned(),
-                Vec::new(),
-                Some(Pending::SignIn),
-                Vec::new(),
-            )) {
+            match app
+                .sessions
+                .start(state(false, user.to_owned(), Vec::new(), None, Vec::new()))
+            {
                 Ok((id, session)) => {
-                    let mut frame = app.frame("Sign in", None, &session.token);
-                    frame.messages = messages;
-                    with_cookie(
-                        html(
-                            StatusCode::OK,
-                            &StepPage {
-                                frame,
-                                prompt: text,
-                                echo,
-                            },
-                        ),
-                        Some(&id),
-                    )
+                    let mut state = session.state.lock().await;
+                    let page = ask_step(
+                        &app,
+                        &session,
+                        &mut state,
+                        Pending::SignIn,
+                        text,
+                        echo,
+                        messages,
+                    );
+                    with_cookie(page, Some(&id))
                 }
                 Err(full) => busy(&app, &full),
             }
         }
+        // The try was counted before PAM ran (`Throttle::begin`).
         Ok(Reply::Refused { message, messages }) => {
-            app.throttle.failed(address, user, Instant::now());
             app.sign_in_page(StatusCode::OK, user, Some(message), messages)
         }
         Ok(other) => {
@@ -473,27 +471,7 @@ async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
                 echo,
                 messages,
             },
-        ) => {
-            state.pending = Some(pending);
-            let mut frame = app.frame(
-                if state.signed_in {
-                    "Confirm"
-                } else {
-                    "Sign in"
-                },
-                Some(&state),
-                &session.token,
-            );
-            frame.messages = messages;
-            html(
-                StatusCode::OK,
-                &StepPage {
-                    frame,
-                    prompt: text,
-                    echo,
-                },
-            )
-        }
+        ) => ask_step(&app, &session, &mut state, pending, text, echo, messages),
         (
             Pending::SignIn,
             Reply::SignedIn {
@@ -502,7 +480,7 @@ async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
                 messages,
             },
         ) => {
-            app.throttle.succeeded(&user);
+            app.throttle.succeeded(address, &state.user, Instant::now());
             state.notices = messages;
             state.signed_in = true;
             state.user = user.clone();
@@ -512,8 +490,8 @@ async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
             let new_id = app.sessions.signed_in(&id, &session, &user);
             with_cookie(see_other("/"), Some(&new_id))
         }
+        // Counted before PAM ran.
         (Pending::SignIn, Reply::Refused { message, messages }) => {
-            app.throttle.failed(address, &state.user, Instant::now());
             let user = state.user.clone();
             drop(state);
             app.sessions.end(&id);
@@ -538,6 +516,52 @@ async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
     }
 }
 
+/// Shows PAM's question and keeps `pending` until it is answered (`step`).
+fn ask_step(
+    app: &App,
+    session: &Session,
+    state: &mut State,
+    pending: Pending,
+    text: String,
+    echo: bool,
+    messages: Vec<String>,
+) -> Response {
+    state.pending = Some(pending);
+    state.prompt = (text.clone(), echo);
+    let title = if state.signed_in {
+        "Confirm"
+    } else {
+        "Sign in"
+    };
+    let mut frame = app.frame(title, Some(state), &session.token);
+    frame.messages = messages;
+    html(
+        StatusCode::OK,
+        &StepPage {
+            frame,
+            prompt: text,
+            echo,
+        },
+    )
+}
+
+/// While a PAM step waits for its answer the helper is inside PAM and takes nothing else: any
+/// other page shows the step again (Back and reload must not end the session).
+fn waiting_step(app: &App, session: &Session, state: &State) -> Option<Response> {
+    state.pending.as_ref()?;
+    let (prompt, echo) = state.prompt.clone();
+    let mut frame = app.frame("Confirm", Some(state), &session.token);
+    frame.error = Some("Answer this first; what you asked for comes after.".into());
+    Some(html(
+        StatusCode::CONFLICT,
+        &StepPage {
+            frame,
+            prompt,
+            echo,
+        },
+    ))
+}
+
 // ---- Signed-in pages ----
 
 /// The signed-in session of a GET, or the way to the sign-in page.
@@ -553,6 +577,9 @@ async fn list(AxumState(app): Shared, headers: HeaderMap) -> Response {
     let mut state = session.state.lock().await;
     if !state.signed_in {
         return see_other("/sign-in");
+    }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
     }
     list_page(&app, &id, &session, &mut state, None).await
 }
@@ -617,11 +644,18 @@ fn form_page(
     error: Option<String>,
     force_password: bool,
 ) -> Response {
-    let offered = if state.services.is_empty() {
-        &app.config.services
+    let mut offered = if state.services.is_empty() {
+        app.config.services.clone()
     } else {
-        &state.services
+        state.services.clone()
     };
+    // A code's own services are always shown, offered or not: saving the form must never drop
+    // one it was limited to (and so widen it to every service).
+    for service in &values.services {
+        if !offered.contains(service) {
+            offered.push(service.clone());
+        }
+    }
     let services = offered
         .iter()
         .map(|name| ServiceOption {
@@ -675,6 +709,9 @@ async fn new_form(AxumState(app): Shared, headers: HeaderMap) -> Response {
     if !state.signed_in {
         return see_other("/sign-in");
     }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
+    }
     let values = FormValues {
         id: None,
         label: String::new(),
@@ -693,6 +730,9 @@ async fn edit_form(AxumState(app): Shared, headers: HeaderMap, uri: Uri) -> Resp
     let mut state = session.state.lock().await;
     if !state.signed_in {
         return see_other("/sign-in");
+    }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
     }
     let wanted: Option<i64> = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "id")
@@ -749,7 +789,9 @@ fn limit_words(form: &Form, editing: bool) -> (Vec<String>, FormValues) {
     let mut words = Vec::new();
     words.extend(services.iter().map(|s| format!("--service={s}")));
     words.extend(networks.iter().map(|n| format!("--from={n}")));
-    if !expires.is_empty() {
+    // An edit that leaves the date as shown leaves the expiry alone (the form shows the day only).
+    let unchanged = editing && expires == form.get("expires_shown").trim();
+    if !expires.is_empty() && !unchanged {
         words.push(format!("--expires={expires}"));
     }
     if editing {
@@ -759,7 +801,7 @@ fn limit_words(form: &Form, editing: bool) -> (Vec<String>, FormValues) {
         if networks.is_empty() {
             words.push("--any-network".into());
         }
-        if expires.is_empty() {
+        if expires.is_empty() && !unchanged {
             words.push("--no-expiry".into());
         }
     }
@@ -778,6 +820,10 @@ async fn create(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Resp
         Ok(parts) => parts,
         Err(response) => return response,
     };
+    let address = match client_address(&app, &headers) {
+        Ok(address) => address,
+        Err(response) => return response,
+    };
     let (limits, values) = limit_words(&form, false);
     let mut words = vec!["new".to_owned()];
     words.extend(limits);
@@ -786,12 +832,15 @@ async fn create(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Resp
     if !state.signed_in {
         return see_other("/sign-in");
     }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
+    }
     confirm_then(
         &app,
         &id,
         &session,
         &mut state,
-        form.get("password"),
+        (form.get("password"), address),
         words,
         values,
     )
@@ -801,6 +850,10 @@ async fn create(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Resp
 async fn edit(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
     let (id, session, form) = match session_post(&app, &headers, &body) {
         Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let address = match client_address(&app, &headers) {
+        Ok(address) => address,
         Err(response) => return response,
     };
     let (limits, values) = limit_words(&form, true);
@@ -814,12 +867,15 @@ async fn edit(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
     if !state.signed_in {
         return see_other("/sign-in");
     }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
+    }
     confirm_then(
         &app,
         &id,
         &session,
         &mut state,
-        form.get("password"),
+        (form.get("password"), address),
         words,
         values,
     )
@@ -833,7 +889,7 @@ async fn confirm_then(
     id: &str,
     session: &Session,
     state: &mut State,
-    password: &str,
+    (password, address): (&str, IpAddr),
     words: Vec<String>,
     values: FormValues,
 ) -> Response {
@@ -848,19 +904,11 @@ async fn confirm_then(
                 echo,
                 messages,
             }) => {
-                state.pending = Some(Pending::Confirm { then: words });
-                let mut frame = app.frame("Confirm", Some(state), &session.token);
-                frame.messages = messages;
-                return html(
-                    StatusCode::OK,
-                    &StepPage {
-                        frame,
-                        prompt: text,
-                        echo,
-                    },
-                );
+                let then = Pending::Confirm { then: words };
+                return ask_step(app, session, state, then, text, echo, messages);
             }
             Ok(Reply::Refused { message, .. }) => {
+                app.throttle.failed(address, &state.user, Instant::now());
                 return form_page(app, session, state, values, Some(message), true);
             }
             Ok(other) => {
@@ -981,6 +1029,9 @@ async fn run_simple(app: &App, id: &str, session: &Session, words: Vec<String>) 
     if !state.signed_in {
         return see_other("/sign-in");
     }
+    if let Some(step) = waiting_step(app, session, &state) {
+        return step;
+    }
     finish(app, id, session, &mut state, words).await
 }
 
@@ -993,6 +1044,9 @@ async fn revoke_all(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> 
     let mut state = session.state.lock().await;
     if !state.signed_in {
         return see_other("/sign-in");
+    }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
     }
     let words = vec!["revoke".to_owned(), "--all".to_owned()];
     if form.get("password").is_empty() {
@@ -1020,17 +1074,8 @@ async fn revoke_all(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> 
             echo,
             messages,
         }) => {
-            state.pending = Some(Pending::Confirm { then: words });
-            let mut frame = app.frame("Confirm", Some(&state), &session.token);
-            frame.messages = messages;
-            html(
-                StatusCode::OK,
-                &StepPage {
-                    frame,
-                    prompt: text,
-                    echo,
-                },
-            )
+            let then = Pending::Confirm { then: words };
+            ask_step(&app, &session, &mut state, then, text, echo, messages)
         }
         Ok(Reply::Refused { message, .. }) => {
             if let Ok(address) = client_address(&app, &headers) {
@@ -1052,6 +1097,9 @@ async fn download_profile(AxumState(app): Shared, headers: HeaderMap, body: Byte
     let state = session.state.lock().await;
     if !state.signed_in {
         return see_other("/sign-in");
+    }
+    if let Some(step) = waiting_step(&app, &session, &state) {
+        return step;
     }
     let code = form.get("code");
     if code.is_empty() || code.len() > 64 || code.chars().any(char::is_control) {

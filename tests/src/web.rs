@@ -508,3 +508,51 @@ impl HttpResponse {
         Some(self.body[at..].split('"').next()?.to_owned())
     }
 }
+
+/// A second factor for the apppw-web stack: pam_google_authenticator with a TOTP secret for one
+/// user, in a directory of root's (`secret=` and `user=root`), and its codes from oathtool.
+pub struct Totp {
+    dir: tempfile::TempDir,
+    secret: &'static str,
+}
+
+impl Totp {
+    pub fn for_user(user: &str) -> Totp {
+        require(
+            Path::new("/usr/bin/oathtool").exists(),
+            "/usr/bin/oathtool",
+            "scripts/packages.sh installs it (Debian: oathtool)",
+        );
+        require(
+            Path::new("/usr/lib/x86_64-linux-gnu/security/pam_google_authenticator.so").exists()
+                || Path::new("/lib/x86_64-linux-gnu/security/pam_google_authenticator.so").exists(),
+            "pam_google_authenticator.so",
+            "scripts/packages.sh installs it (Debian: libpam-google-authenticator)",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+        let file = dir.path().join(user);
+        std::fs::write(&file, format!("{secret}\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n")).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+            .unwrap();
+        Totp { dir, secret }
+    }
+
+    /// /etc/pam.d/apppw-web asking the account password, then the code.
+    pub fn stack(&self) -> String {
+        format!(
+            "auth required pam_unix.so\nauth required pam_google_authenticator.so secret={}/${{USER}} user=root\n@include common-account\n",
+            self.dir.path().display()
+        )
+    }
+
+    /// The code for now.
+    pub fn code(&self) -> String {
+        let out = Command::new("oathtool")
+            .args(["--totp", "-b", self.secret])
+            .output()
+            .unwrap();
+        crate::assert_success(&out);
+        crate::stdout(&out).trim().to_owned()
+    }
+}

@@ -159,6 +159,8 @@ fn set_timeout<O>(option: O, limit: Duration) -> Result<(), CtlError>
 where
     O: nix::sys::socket::SetSockOpt<Val = TimeVal>,
 {
+    // Zero would mean no limit at all.
+    let limit = limit.max(Duration::from_secs(1));
     let limit = TimeVal::new(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX), 0);
     setsockopt(&std::io::stdin().as_fd(), option, &limit).map_err(|e| {
         CtlError::WebSession(format!("cannot set the session socket's time limit: {e}"))

@@ -42,7 +42,8 @@ pub fn sign_in(
     address: &str,
 ) -> Result<Option<Session>, CtlError> {
     let address = match address.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
+        // A dual-stack proxy reports IPv4 clients as ::ffff:a.b.c.d; fail2ban bans the IPv4.
+        Ok(ip) => ip.to_canonical().to_string(),
         Err(_) => {
             return Err(CtlError::WebSession(
                 "session ended: the front gave no valid client address".into(),
@@ -54,47 +55,53 @@ pub fn sign_in(
         log_failure(&address, "?");
         return refuse(channel, REFUSED, &[]).map(|()| None);
     }
+    // Root never signs in here; refused before PAM, so the answer tells nothing about the
+    // password.
+    if matches!(User::from_name(user), Ok(Some(account)) if account.uid.is_root()) {
+        log_failure(&address, user);
+        eprintln!("apppw-ctl: refused a web sign-in as {user}, which is uid 0");
+        return refuse(channel, REFUSED, &[]).map(|()| None);
+    }
     let outcome = converse(channel, user, Some(password), &address)?;
     let messages = outcome.messages;
-    let name = match outcome.verdict {
-        Verdict::Authenticated(name) => name,
-        Verdict::Refused => {
-            log_failure(&address, user);
-            return refuse(channel, REFUSED, &messages).map(|()| None);
-        }
+    // Every refusal gets the same answer and the same log line, whatever PAM said: an expired
+    // password, a locked account or root told apart would tell a guesser that the password was
+    // right. The reason goes to the helper's own log (the journal), for the administrator.
+    let account = match outcome.verdict {
+        Verdict::Authenticated(name) => match User::from_name(&name) {
+            Ok(Some(account)) if !account.uid.is_root() => Some(account),
+            Ok(Some(_)) => {
+                eprintln!(
+                    "apppw-ctl: refused a web sign-in that PAM mapped to {}, uid 0",
+                    log_value(&name)
+                );
+                None
+            }
+            Ok(None) => {
+                eprintln!(
+                    "apppw-ctl: PAM signed in {}, which is no account on this host",
+                    log_value(&name)
+                );
+                None
+            }
+            Err(e) => return Err(CtlError::UserLookup(e.to_string())),
+        },
+        Verdict::Refused => None,
         Verdict::Expired => {
-            return refuse(
-                channel,
-                "Your password has expired. Change it first (your administrator can tell you how), then sign in again.",
-                &messages,
-            )
-            .map(|()| None);
+            eprintln!(
+                "apppw-ctl: refused a web sign-in of {user}: the password has expired and must be changed first"
+            );
+            None
         }
         Verdict::AccountRefused(why) => {
-            let message =
-                format!("This account may not sign in here ({why}). Ask your administrator.");
-            return refuse(channel, &message, &messages).map(|()| None);
+            eprintln!("apppw-ctl: refused a web sign-in of {user}: the account check said {why}");
+            None
         }
     };
-    let account = match User::from_name(&name) {
-        Ok(Some(account)) => account,
-        Ok(None) => {
-            let message = format!(
-                "PAM signed in {}, which is no account on this host. Ask your administrator.",
-                log_value(&name)
-            );
-            return refuse(channel, &message, &messages).map(|()| None);
-        }
-        Err(e) => return Err(CtlError::UserLookup(e.to_string())),
+    let Some(account) = account else {
+        log_failure(&address, user);
+        return refuse(channel, REFUSED, &messages).map(|()| None);
     };
-    if account.uid.is_root() {
-        return refuse(
-            channel,
-            "root manages app passwords with apppw-ctl on the host, not on the web.",
-            &messages,
-        )
-        .map(|()| None);
-    }
     log_sign_in(&address, &account.name);
     let services = apppw_core::config::load_policy(std::path::Path::new(
         apppw_core::config::DEFAULT_CONFIG_PATH,
@@ -186,9 +193,8 @@ fn converse(
         let code = pam.authenticate(PAM_DISALLOW_NULL_AUTHTOK);
         if code == PAM_SUCCESS {
             match pam.acct_mgmt(PAM_DISALLOW_NULL_AUTHTOK) {
-                PAM_SUCCESS => {
-                    Verdict::Authenticated(pam.user().unwrap_or_else(|| user.to_owned()))
-                }
+                // PAM_USER unreadable: nobody known signed in.
+                PAM_SUCCESS => pam.user().map_or(Verdict::Refused, Verdict::Authenticated),
                 PAM_NEW_AUTHTOK_REQD => Verdict::Expired,
                 code => Verdict::AccountRefused(pam.describe(code)),
             }

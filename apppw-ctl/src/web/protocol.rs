@@ -128,9 +128,15 @@ pub fn read_request(input: &mut impl BufRead) -> Result<Option<Request>, CtlErro
             "a message was longer than {MAX_LINE} bytes or cut off"
         )));
     }
-    serde_json::from_slice(&line)
-        .map(Some)
-        .map_err(|e| protocol(&format!("a message did not parse ({e})")))
+    // serde's message may quote the value it did not expect, which may be a password: only
+    // where it stopped is said.
+    serde_json::from_slice(&line).map(Some).map_err(|e| {
+        protocol(&format!(
+            "a message did not parse (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn protocol(what: &str) -> CtlError {

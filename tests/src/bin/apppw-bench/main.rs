@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod fixtures;
+mod web;
 mod worker;
 
 use std::process::{Child, Command, Stdio};
@@ -441,6 +442,8 @@ fn run(smoke: bool) {
         floor_probe.start_rss_kib, login_probe.start_rss_kib
     );
     let store_bytes = std::fs::metadata(&b.fixtures.big_store).unwrap().len();
+    eprintln!("apppw-web...");
+    let web = web::measure(smoke);
 
     println!(
         "# apppw-bench{}\n",
@@ -539,4 +542,5 @@ fn run(smoke: bool) {
     for (name, met) in checks {
         println!("| {name} | {} |", if met { "met" } else { "MISSED" });
     }
+    web.print();
 }
