@@ -52,6 +52,11 @@ impl HelperSocket {
         HelperClient::connect(&self.path)
     }
 
+    /// The activator's process id: the helpers it started are its children.
+    pub fn activator_pid(&self) -> u32 {
+        self.activator.id()
+    }
+
     /// Signs in on a new session: the client and the helper's first reply.
     pub fn sign_in(&self, user: &str, password: &str, address: &str) -> (HelperClient, Value) {
         let mut client = self.connect();

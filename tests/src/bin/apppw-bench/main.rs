@@ -34,6 +34,12 @@ fn main() {
         Some("worker-login") => worker::login(&args[1..]),
         Some("worker-churn") => worker::churn(&args[1..]),
         Some("worker-argon2") => worker::argon2(&args[1..]),
+        // The web page's figures alone (a minute or two), for docs/PERFORMANCE.md.
+        Some("--web-only") => {
+            assert!(is_root(), "apppw-bench needs root");
+            println!("Machine: {}.", machine());
+            web::measure(false).print();
+        }
         _ => run(args.iter().any(|a| a == "--smoke")),
     }
 }

@@ -75,7 +75,7 @@ pub fn measure(smoke: bool) -> Figures {
         let page = stack.request(&apppw_tests::web::HttpRequest::get("/").with_cookie(cookie));
         assert_eq!(page.status, 200, "{}", page.body);
     }
-    let helpers = helper_pids();
+    let helpers = helper_pids(stack.helper.activator_pid());
     let figures = Figures {
         pages,
         list_per_second,
@@ -131,14 +131,18 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The running `apppw-ctl web-session` processes.
-fn helper_pids() -> Vec<u32> {
+/// The `apppw-ctl web-session` processes the stack's activator started.
+fn helper_pids(activator: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"web-session"))
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent's pid is the second field after the command name's closing ')'.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            parent == Some(activator)
         })
         .collect()
 }
