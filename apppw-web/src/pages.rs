@@ -54,6 +54,7 @@ pub struct FormPage {
     pub services: Vec<ServiceOption>,
     pub networks: String,
     pub expires: String,
+    pub expires_shown: String,
     pub expiry_default: &'static str,
     pub ask_password: bool,
     pub submit: &'static str,

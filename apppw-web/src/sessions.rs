@@ -51,6 +51,9 @@ pub struct State {
     /// What PAM said at sign-in or confirmation (a password about to expire, say), shown on the
     /// next page.
     pub notices: Vec<String>,
+    /// The address whose try the throttle counted for the sign-in or confirmation under way,
+    /// to take it back there when PAM says yes.
+    pub counted_from: std::net::IpAddr,
 }
 
 pub struct Session {

@@ -1,16 +1,17 @@
 //! Sign-in slowing. Failed sign-ins are counted per client address (an IPv6 address by its /64,
-//! which one client usually holds whole) and per user name. Three tries are free; after that
-//! each failure doubles the wait before the next try, up to five minutes for an address and one
-//! minute for a user name.
+//! which one client usually holds whole; an IPv4-mapped one as IPv4) and per user name. Three
+//! tries are free; after that each failure doubles the wait before the next try, up to five
+//! minutes for an address and ten seconds for a user name.
 //!
-//! - A try is counted before PAM runs (`begin`) and refunded if it succeeds, under one lock, so
-//!   parallel requests cannot all slip through one check.
+//! - A try is counted before PAM runs (`begin`) and taken back if it succeeds or never got an
+//!   answer, under one lock, so parallel requests cannot all slip through one check.
 //! - A try that comes too early from an address is answered at once with 429, never reaches PAM,
 //!   and lengthens that address's wait: a client that keeps hammering waits ever longer, and
 //!   each try costs the server a map lookup.
 //! - A user name's count slows guessing spread over many addresses, but it must not let anyone
-//!   lock a user out: it never applies to an address the user signed in from before (kept for a
-//!   month, in memory), early tries never lengthen it, and its wait stops at a minute.
+//!   lock a user out: it never refuses, it only holds the try back before PAM (at most ten
+//!   seconds), never at an address the user signed in from before (kept for a month, in
+//!   memory), and early tries never lengthen it.
 //! - The maps are bounded: the stalest entries go first.
 #![forbid(unsafe_code)]
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 const FREE_TRIES: u32 = 3;
 const MAX_ADDRESS_WAIT: Duration = Duration::from_secs(5 * 60);
-const MAX_USER_WAIT: Duration = Duration::from_secs(60);
+const MAX_USER_HOLD: Duration = Duration::from_secs(10);
 /// Entries kept per map; one is some 100 bytes.
 const MAX_ENTRIES: usize = 10_000;
 /// A failure record untouched for this long is forgotten.
@@ -62,15 +63,13 @@ pub fn address_key(address: IpAddr) -> String {
 }
 
 impl Throttle {
-    /// Before PAM: `Err(wait)` if this try is too early (and then the address's wait grows);
-    /// otherwise the try is counted as a failure until `succeeded` refunds it.
-    pub fn begin(&self, address: IpAddr, user: &str, now: Instant) -> Result<(), Duration> {
+    /// Before PAM: `Err(wait)` if this try is too early from its address (and then the
+    /// address's wait grows); otherwise how long to hold the try back for its user name (zero
+    /// at an address the user signed in from before). The try counts as a failure until
+    /// `succeeded` or `refund` takes it back.
+    pub fn begin(&self, address: IpAddr, user: &str, now: Instant) -> Result<Duration, Duration> {
         let (address, user) = (address_key(address), user.to_ascii_lowercase());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let known = counts
-            .known
-            .get(&(user.clone(), address.clone()))
-            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
         if let Some(wait) = early(&counts.by_address, &address, now) {
             // Only an address already slowed grows: no entry is made on this path.
             if let Some(record) = counts.by_address.get_mut(&address) {
@@ -78,45 +77,38 @@ impl Throttle {
                 return Err(record.not_before.saturating_duration_since(now).max(wait));
             }
         }
-        if !known {
-            if let Some(wait) = early(&counts.by_user, &user, now) {
-                return Err(wait);
-            }
-        }
+        let known = counts
+            .known
+            .get(&(user.clone(), address.clone()))
+            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
+        let hold = if known {
+            Duration::ZERO
+        } else {
+            early(&counts.by_user, &user, now).unwrap_or_default()
+        };
         count(&mut counts.by_address, address, now, MAX_ADDRESS_WAIT);
-        count(&mut counts.by_user, user, now, MAX_USER_WAIT);
-        Ok(())
+        count(&mut counts.by_user, user, now, MAX_USER_HOLD);
+        Ok(hold)
     }
 
-    /// PAM said yes: the try is refunded, the user's count cleared, and the address known for
+    /// PAM said yes: the try is taken back, the user's count cleared, and the address known for
     /// the user from now on.
     pub fn succeeded(&self, address: IpAddr, user: &str, now: Instant) {
         let (address, user) = (address_key(address), user.to_ascii_lowercase());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.by_user.remove(&user);
-        if let Some(record) = counts.by_address.get_mut(&address) {
-            record.failures = record.failures.saturating_sub(1);
-            record.not_before = record.last + delay_after(record.failures, MAX_ADDRESS_WAIT);
-        }
-        bound(&mut counts.known, now, |at| *at);
+        take_back(&mut counts.by_address, &address, MAX_ADDRESS_WAIT);
+        bound(&mut counts.known, now, KNOWN_FOR, |at| *at);
         counts.known.insert((user, address), now);
     }
 
-    /// A failure outside `begin` (a wrong password when confirming in a session).
-    pub fn failed(&self, address: IpAddr, user: &str, now: Instant) {
+    /// Takes back a try that never got PAM's answer (the helper could not be reached, the page
+    /// was full): it was neither right nor wrong.
+    pub fn refund(&self, address: IpAddr, user: &str) {
+        let (address, user) = (address_key(address), user.to_ascii_lowercase());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        count(
-            &mut counts.by_address,
-            address_key(address),
-            now,
-            MAX_ADDRESS_WAIT,
-        );
-        count(
-            &mut counts.by_user,
-            user.to_ascii_lowercase(),
-            now,
-            MAX_USER_WAIT,
-        );
+        take_back(&mut counts.by_address, &address, MAX_ADDRESS_WAIT);
+        take_back(&mut counts.by_user, &user, MAX_USER_HOLD);
     }
 }
 
@@ -128,7 +120,7 @@ fn early(map: &HashMap<String, Record>, key: &str, now: Instant) -> Option<Durat
 
 fn count(map: &mut HashMap<String, Record>, key: String, now: Instant, cap: Duration) {
     if !map.contains_key(&key) {
-        bound(map, now, |r| r.last);
+        bound(map, now, FORGET_AFTER, |r| r.last);
     }
     let record = map.entry(key).or_insert(Record {
         failures: 0,
@@ -147,16 +139,24 @@ fn fail(record: &mut Record, now: Instant, cap: Duration) {
     record.not_before = now + delay_after(record.failures, cap);
 }
 
-/// Makes room for one more entry: the stale go first, then the stalest.
+fn take_back(map: &mut HashMap<String, Record>, key: &str, cap: Duration) {
+    if let Some(record) = map.get_mut(key) {
+        record.failures = record.failures.saturating_sub(1);
+        record.not_before = record.last + delay_after(record.failures, cap);
+    }
+}
+
+/// Makes room for one more entry: those older than `max_age` go first, then the stalest.
 fn bound<K: Clone + Eq + Hash, V>(
     map: &mut HashMap<K, V>,
     now: Instant,
+    max_age: Duration,
     last: impl Fn(&V) -> Instant,
 ) {
     if map.len() < MAX_ENTRIES {
         return;
     }
-    map.retain(|_, v| now.duration_since(last(v)) < FORGET_AFTER);
+    map.retain(|_, v| now.duration_since(last(v)) < max_age);
     if map.len() >= MAX_ENTRIES {
         if let Some(stalest) = map
             .iter()
@@ -191,7 +191,7 @@ mod tests {
             .map(|n| delay_after(n, MAX_ADDRESS_WAIT).as_secs())
             .collect();
         assert_eq!(waits, [0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(delay_after(13, MAX_USER_WAIT).as_secs(), 60);
+        assert_eq!(delay_after(13, MAX_USER_HOLD).as_secs(), 10);
     }
 
     #[test]
@@ -200,7 +200,7 @@ mod tests {
         let now = Instant::now();
         let (attacker, neighbour) = (ip("2001:db8:1:2:3:4:5:6"), ip("2001:db8:1:2:ffff::1"));
         for n in 0..3 {
-            assert_eq!(throttle.begin(attacker, &format!("user{n}"), now), Ok(()));
+            assert!(throttle.begin(attacker, &format!("user{n}"), now).is_ok());
         }
         // The /64 is one client: early, and each early try doubles the wait.
         assert_eq!(
@@ -213,7 +213,7 @@ mod tests {
         );
         // An IPv4 client is not in it, and an IPv4-mapped address counts as IPv4.
         assert_eq!(address_key(ip("::ffff:192.0.2.7")), "192.0.2.7");
-        assert_eq!(throttle.begin(ip("::ffff:192.0.2.7"), "other", now), Ok(()));
+        assert!(throttle.begin(ip("::ffff:192.0.2.7"), "other", now).is_ok());
     }
 
     #[test]
@@ -227,31 +227,37 @@ mod tests {
     }
 
     #[test]
-    fn others_cannot_lock_a_user_out_of_an_address_she_used_before() {
+    fn guesses_from_many_addresses_hold_a_user_back_but_never_lock_her_out() {
         let throttle = Throttle::default();
         let now = Instant::now();
         let home = ip("198.51.100.5");
-        assert_eq!(throttle.begin(home, "alice", now), Ok(()));
+        assert_eq!(throttle.begin(home, "alice", now), Ok(Duration::ZERO));
         throttle.succeeded(home, "alice", now);
         // Guesses for alice from many addresses slow her name down...
         for n in 0..10u8 {
             let _ = throttle.begin(IpAddr::from([203, 0, 113, n]), "alice", now);
         }
-        assert!(throttle.begin(ip("192.0.2.99"), "alice", now).is_err());
-        // ...but never from where she signed in before, and never past a minute.
-        assert_eq!(throttle.begin(home, "Alice", now), Ok(()));
-        let later = now + MAX_USER_WAIT + Duration::from_secs(1);
-        assert_eq!(throttle.begin(ip("192.0.2.99"), "alice", later), Ok(()));
+        // ...to a hold of at most ten seconds elsewhere, never a refusal...
+        assert_eq!(
+            throttle.begin(ip("192.0.2.99"), "alice", now),
+            Ok(MAX_USER_HOLD)
+        );
+        // ...and to none where she signed in before.
+        assert_eq!(throttle.begin(home, "Alice", now), Ok(Duration::ZERO));
     }
 
     #[test]
-    fn a_success_refunds_its_try() {
+    fn a_success_or_an_unanswered_try_is_taken_back() {
         let throttle = Throttle::default();
         let now = Instant::now();
         let office = ip("192.0.2.50");
         for n in 0..10 {
-            assert_eq!(throttle.begin(office, &format!("user{n}"), now), Ok(()));
+            assert!(throttle.begin(office, &format!("user{n}"), now).is_ok());
             throttle.succeeded(office, &format!("user{n}"), now);
+        }
+        for _ in 0..10 {
+            assert!(throttle.begin(office, "bob", now).is_ok());
+            throttle.refund(office, "bob");
         }
     }
 }

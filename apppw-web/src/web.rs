@@ -333,24 +333,18 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
             Vec::new(),
         );
     }
-    if let Err(wait) = app.throttle.begin(address, user, Instant::now()) {
-        let seconds = wait.as_secs().max(1);
-        let mut response = app.sign_in_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            user,
-            Some(format!(
-                "Too many failed sign-ins. Wait {seconds} seconds, then try again."
-            )),
-            Vec::new(),
-        );
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+    let hold = match app.throttle.begin(address, user, Instant::now()) {
+        Ok(hold) => hold,
+        Err(wait) => return too_early(&app, user, wait),
+    };
+    // Guesses for this name from elsewhere hold the try back a little; they never refuse it.
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
     }
     let mut helper = match Helper::connect(&app.config.helper).await {
         Ok(helper) => helper,
         Err(e) => {
+            app.throttle.refund(address, user);
             eprintln!("apppw-web: {}", e.0);
             return app.message(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "Sign-in is unavailable right now. Try again later; if it persists, tell your administrator.", false);
         }
@@ -371,6 +365,7 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
         pending,
         prompt: (String::new(), false),
         notices,
+        counted_from: address,
     };
     match reply {
         Ok(Reply::SignedIn {
@@ -409,7 +404,10 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
                     );
                     with_cookie(page, Some(&id))
                 }
-                Err(full) => busy(&app, &full),
+                Err(full) => {
+                    app.throttle.refund(address, user);
+                    busy(&app, &full)
+                }
             }
         }
         // The try was counted before PAM ran (`Throttle::begin`).
@@ -417,6 +415,7 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
             app.sign_in_page(StatusCode::OK, user, Some(message), messages)
         }
         Ok(other) => {
+            app.throttle.refund(address, user);
             eprintln!("apppw-web: the helper answered sign_in with {other:?}");
             app.message(
                 StatusCode::BAD_GATEWAY,
@@ -426,10 +425,28 @@ async fn sign_in(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Res
             )
         }
         Err(e) => {
+            app.throttle.refund(address, user);
             eprintln!("apppw-web: {}", e.0);
             app.message(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "Sign-in is unavailable right now. Try again later; if it persists, tell your administrator.", false)
         }
     }
+}
+
+/// 429: this address must wait before its next try.
+fn too_early(app: &App, user: &str, wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = app.sign_in_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        user,
+        Some(format!(
+            "Too many failed sign-ins. Wait {seconds} seconds, then try again."
+        )),
+        Vec::new(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn busy(app: &App, full: &Full) -> Response {
@@ -448,10 +465,6 @@ fn busy(app: &App, full: &Full) -> Response {
 async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
     let (id, session, form) = match session_post(&app, &headers, &body) {
         Ok(parts) => parts,
-        Err(response) => return response,
-    };
-    let address = match client_address(&app, &headers) {
-        Ok(address) => address,
         Err(response) => return response,
     };
     let mut state = session.state.lock().await;
@@ -480,7 +493,9 @@ async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
                 messages,
             },
         ) => {
-            app.throttle.succeeded(address, &state.user, Instant::now());
+            // The try was counted at the address the sign-in came from.
+            app.throttle
+                .succeeded(state.counted_from, &state.user, Instant::now());
             state.notices = messages;
             state.signed_in = true;
             state.user = user.clone();
@@ -501,18 +516,38 @@ async fn step(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
             )
         }
         (Pending::Confirm { then }, Reply::Confirmed { messages }) => {
+            app.throttle
+                .succeeded(state.counted_from, &state.user, Instant::now());
             state.confirmed = Instant::now();
             state.notices = messages;
             finish(&app, &id, &session, &mut state, then).await
         }
+        // Counted before the confirmation was asked.
         (Pending::Confirm { .. }, Reply::Refused { message, .. }) => {
-            app.throttle.failed(address, &state.user, Instant::now());
             list_page(&app, &id, &session, &mut state, Some(message)).await
         }
         (_, other) => {
             eprintln!("apppw-web: the helper answered a step with {other:?}");
             app.session_lost(&id, &HelperGone("unexpected reply".into()))
         }
+    }
+}
+
+/// A password confirmation in a session is slowed like a sign-in (a stolen cookie must not be a
+/// free password oracle): `Err` says how long to wait.
+async fn begin_confirmation(app: &App, state: &mut State, address: IpAddr) -> Result<(), String> {
+    match app.throttle.begin(address, &state.user, Instant::now()) {
+        Ok(hold) => {
+            state.counted_from = address;
+            if !hold.is_zero() {
+                tokio::time::sleep(hold).await;
+            }
+            Ok(())
+        }
+        Err(wait) => Err(format!(
+            "Too many wrong passwords. Wait {} seconds, then try again.",
+            wait.as_secs().max(1)
+        )),
     }
 }
 
@@ -634,6 +669,9 @@ struct FormValues {
     services: Vec<String>,
     networks: String,
     expires: String,
+    /// The stored expiry's date as the edit form first showed it: left as shown, the expiry
+    /// is not touched.
+    expires_shown: String,
 }
 
 fn form_page(
@@ -689,6 +727,7 @@ fn form_page(
             services,
             networks: values.networks,
             expires: values.expires,
+            expires_shown: values.expires_shown,
             expiry_default: if editing {
                 "no expiry"
             } else {
@@ -718,6 +757,7 @@ async fn new_form(AxumState(app): Shared, headers: HeaderMap) -> Response {
         services: Vec::new(),
         networks: String::new(),
         expires: String::new(),
+        expires_shown: String::new(),
     };
     form_page(&app, &session, &state, values, None, false)
 }
@@ -752,15 +792,17 @@ async fn edit_form(AxumState(app): Shared, headers: HeaderMap, uri: Uri) -> Resp
         )
         .await;
     };
+    let shown = row
+        .expires
+        .map(|e| e.get(..10).unwrap_or_default().to_owned())
+        .unwrap_or_default();
     let values = FormValues {
         id: Some(row.id),
         label: row.label,
         services: row.services,
         networks: row.networks.join("\n"),
-        expires: row
-            .expires
-            .map(|e| e.get(..10).unwrap_or_default().to_owned())
-            .unwrap_or_default(),
+        expires: shown.clone(),
+        expires_shown: shown,
     };
     form_page(&app, &session, &state, values, None, false)
 }
@@ -811,6 +853,9 @@ fn limit_words(form: &Form, editing: bool) -> (Vec<String>, FormValues) {
         services,
         networks: networks.join("\n"),
         expires,
+        // Carried through a form shown again (a wrong password, say) as first shown, never
+        // as the value typed since.
+        expires_shown: form.get("expires_shown").trim().to_owned(),
     };
     (words, values)
 }
@@ -894,8 +939,12 @@ async fn confirm_then(
     values: FormValues,
 ) -> Response {
     if !password.is_empty() {
+        if let Err(wait) = begin_confirmation(app, state, address).await {
+            return form_page(app, session, state, values, Some(wait), true);
+        }
         match state.helper.ask(&Request::Confirm(password)).await {
             Ok(Reply::Confirmed { messages }) => {
+                app.throttle.succeeded(address, &state.user, Instant::now());
                 state.confirmed = Instant::now();
                 state.notices = messages;
             }
@@ -908,7 +957,6 @@ async fn confirm_then(
                 return ask_step(app, session, state, then, text, echo, messages);
             }
             Ok(Reply::Refused { message, .. }) => {
-                app.throttle.failed(address, &state.user, Instant::now());
                 return form_page(app, session, state, values, Some(message), true);
             }
             Ok(other) => {
@@ -1059,12 +1107,20 @@ async fn revoke_all(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> 
         )
         .await;
     }
+    let address = match client_address(&app, &headers) {
+        Ok(address) => address,
+        Err(response) => return response,
+    };
+    if let Err(wait) = begin_confirmation(&app, &mut state, address).await {
+        return list_page(&app, &id, &session, &mut state, Some(wait)).await;
+    }
     match state
         .helper
         .ask(&Request::Confirm(form.get("password")))
         .await
     {
         Ok(Reply::Confirmed { messages }) => {
+            app.throttle.succeeded(address, &state.user, Instant::now());
             state.confirmed = Instant::now();
             state.notices = messages;
             finish(&app, &id, &session, &mut state, words).await
@@ -1077,10 +1133,8 @@ async fn revoke_all(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> 
             let then = Pending::Confirm { then: words };
             ask_step(&app, &session, &mut state, then, text, echo, messages)
         }
+        // Counted in `begin_confirmation`.
         Ok(Reply::Refused { message, .. }) => {
-            if let Ok(address) = client_address(&app, &headers) {
-                app.throttle.failed(address, &state.user, Instant::now());
-            }
             list_page(&app, &id, &session, &mut state, Some(message)).await
         }
         Ok(other) => app.session_lost(&id, &HelperGone(format!("unexpected reply {other:?}"))),
@@ -1182,7 +1236,8 @@ mod tests {
 
     #[test]
     fn form_values_become_words_that_stay_values() {
-        let form = Form::parse(b"label=-rf&service=imap&service=smtp&networks=192.0.2.0%2F24%0D%0A2001%3Adb8%3A%3A%2F48&expires=&id=12");
+        // The expiry shown was 2027-01-31 and the field was cleared: no expiry any more.
+        let form = Form::parse(b"label=-rf&service=imap&service=smtp&networks=192.0.2.0%2F24%0D%0A2001%3Adb8%3A%3A%2F48&expires=&expires_shown=2027-01-31&id=12");
         let (words, values) = limit_words(&form, true);
         assert_eq!(
             words,
@@ -1196,6 +1251,9 @@ mod tests {
         );
         assert_eq!(values.label, "-rf");
         assert_eq!(values.id, Some(12));
+        // Left as shown: the expiry is not touched.
+        let form = Form::parse(b"label=x&expires=2027-01-31&expires_shown=2027-01-31&id=12");
+        assert_eq!(limit_words(&form, true).0, ["--any-service", "--any-network"]);
         let form = Form::parse(b"id=12%20--all");
         assert_eq!(code_id(&form), None);
     }

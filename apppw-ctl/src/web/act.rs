@@ -26,6 +26,12 @@ use crate::error::CtlError;
 /// Most words one request may have (a code takes at most 32 services and 32 networks).
 const MAX_WORDS: usize = 80;
 
+/// How long one command may take. Its own store deadlines are far shorter; but until it becomes
+/// the store account the user it acts for can stop it (as they can their own apppw-ctl at a
+/// terminal), and a stopped command must not keep this root helper, and its socket slot, for
+/// hours.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
 /// What the helper hands `web-act` on its stdin.
 #[derive(Serialize, Deserialize)]
 struct Order {
@@ -66,7 +72,7 @@ pub fn run(channel: &Channel, session: &Session, words: &[String]) -> Result<(),
                 // A child that died at once is reported by its status below.
                 let _ = stdin.write_all(&line);
             }
-            child.wait()
+            wait_within(&mut child, COMMAND_LIMIT)
         });
     match status {
         // The child answered (done or failed).
@@ -79,6 +85,26 @@ pub fn run(channel: &Channel, session: &Session, words: &[String]) -> Result<(),
             message: &format!("the command could not start ({e})"),
             confirm_again: false,
         }),
+    }
+}
+
+/// Waits for `child`, killing it once `limit` has passed.
+fn wait_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            // A command killed while it holds the store rolls back; it was the apppw account by
+            // then, out of its user's reach, so only a stopped or stuck one is killed here.
+            let _ = child.kill();
+            return child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

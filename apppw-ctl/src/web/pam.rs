@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use apppw_core::log_value;
 use apppw_core::login::WEB_SERVICE;
@@ -41,6 +41,7 @@ pub fn sign_in(
     password: &Secret,
     address: &str,
 ) -> Result<Option<Session>, CtlError> {
+    let started = Instant::now();
     let address = match address.parse::<IpAddr>() {
         // A dual-stack proxy reports IPv4 clients as ::ffff:a.b.c.d; fail2ban bans the IPv4.
         Ok(ip) => ip.to_canonical().to_string(),
@@ -53,6 +54,7 @@ pub fn sign_in(
     // A name that is no account name is refused before PAM, and never reaches a log line raw.
     if !is_account_name(user) {
         log_failure(&address, "?");
+        pace_refusal(started);
         return refuse(channel, REFUSED, &[]).map(|()| None);
     }
     // Root never signs in here; refused before PAM, so the answer tells nothing about the
@@ -60,6 +62,7 @@ pub fn sign_in(
     if matches!(User::from_name(user), Ok(Some(account)) if account.uid.is_root()) {
         log_failure(&address, user);
         eprintln!("apppw-ctl: refused a web sign-in as {user}, which is uid 0");
+        pace_refusal(started);
         return refuse(channel, REFUSED, &[]).map(|()| None);
     }
     let outcome = converse(channel, user, Some(password), &address)?;
@@ -100,6 +103,7 @@ pub fn sign_in(
     };
     let Some(account) = account else {
         log_failure(&address, user);
+        pace_refusal(started);
         return refuse(channel, REFUSED, &messages).map(|()| None);
     };
     log_sign_in(&address, &account.name);
@@ -128,6 +132,7 @@ pub fn confirm(
     session: &Session,
     password: &Secret,
 ) -> Result<bool, CtlError> {
+    let started = Instant::now();
     let outcome = converse(
         channel,
         &session.user.name,
@@ -142,6 +147,7 @@ pub fn confirm(
             Ok(true)
         }
         _ => {
+            pace_refusal(started);
             log_failure(&session.address, &session.user.name);
             refuse(channel, REFUSED, &outcome.messages)?;
             Ok(false)
@@ -265,6 +271,17 @@ impl Conversation for &mut Relay<'_> {
 
 fn refuse(channel: &Channel, message: &str, messages: &[String]) -> Result<(), CtlError> {
     channel.send(&Reply::Refused { message, messages })
+}
+
+/// Every refusal of a sign-in takes at least this long from the start: a wrong password costs
+/// PAM's own delay (pam_unix's is about two seconds), and an answer that came sooner (root
+/// refused before PAM, an expired or locked account refused after a right password) would tell
+/// a guesser which it was.
+const REFUSAL_TIME: Duration = Duration::from_secs(3);
+
+/// Waits out what is left of `REFUSAL_TIME` since `started`.
+fn pace_refusal(started: Instant) {
+    std::thread::sleep(REFUSAL_TIME.saturating_sub(started.elapsed()));
 }
 
 /// What an account name may hold here: the POSIX portable set and `@` (for directories that use
