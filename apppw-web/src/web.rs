@@ -1253,7 +1253,10 @@ mod tests {
         assert_eq!(values.id, Some(12));
         // Left as shown: the expiry is not touched.
         let form = Form::parse(b"label=x&expires=2027-01-31&expires_shown=2027-01-31&id=12");
-        assert_eq!(limit_words(&form, true).0, ["--any-service", "--any-network"]);
+        assert_eq!(
+            limit_words(&form, true).0,
+            ["--any-service", "--any-network"]
+        );
         let form = Form::parse(b"id=12%20--all");
         assert_eq!(code_id(&form), None);
     }

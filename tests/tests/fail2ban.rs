@@ -456,7 +456,7 @@ fn journal_layout(
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn refused_web_sign_ins_are_counted_from_the_helpers_lines_only() {
-    let sys = system();
+    let _sys = system();
     let log = SyslogListener::start();
     ensure_user(ALICE);
     set_unix_password(ALICE, "Alice's f2b pw 1");
@@ -483,7 +483,6 @@ fn refused_web_sign_ins_are_counted_from_the_helpers_lines_only() {
             "{reply}"
         );
     }
-    drop(sys);
     let forged = format!(
         "apppw-web(apppw-web:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= rhost={FORGED_RHOST}  user={ALICE}"
     );

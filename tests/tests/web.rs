@@ -139,7 +139,6 @@ fn browser(args: &[&str], password: &str) -> Value {
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_user_mints_in_the_browser_uses_it_over_imap_and_revokes_it() {
-    let log = SyslogListener::start();
     let _mail_stack = MailStack::install();
     let servers = MailServers::start();
     let imap = servers.port("imap");
@@ -148,6 +147,8 @@ fn a_user_mints_in_the_browser_uses_it_over_imap_and_revokes_it() {
         None,
         &format!("imap = 127.0.0.1:{imap}\nsmtp = 127.0.0.1:{smtp}\n"),
     );
+    // After the site: it takes the system's turn, which keeps /dev/log to one test at a time.
+    let log = SyslogListener::start();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let label = "iPhone mail";
@@ -522,8 +523,8 @@ fn the_front_cannot_read_the_store_or_the_shadow_file() {
 #[test]
 #[ignore = "changes the host: installs a setuid apppw-ctl, /etc/pam.d and /var/lib/apppw (CI runs it)"]
 fn a_burst_of_wrong_passwords_is_slowed_and_logged_for_fail2ban() {
-    let log = SyslogListener::start();
     let site = start_site(None, "");
+    let log = SyslogListener::start();
     let script = r#"
 import http.client, json, ssl, sys, time
 origin, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
