@@ -580,9 +580,13 @@ fn ask_step(
     )
 }
 
-/// While a PAM step waits for its answer the helper is inside PAM and takes nothing else: any
-/// other page shows the step again (Back and reload must not end the session).
-fn waiting_step(app: &App, session: &Session, state: &State) -> Option<Response> {
+/// Where a signed-in page goes instead, if the session cannot serve it now: to the sign-in page
+/// when it is not signed in, or back to a PAM step that waits for its answer (the helper is
+/// inside PAM and takes nothing else; Back and reload must not end the session).
+fn not_ready(app: &App, session: &Session, state: &State) -> Option<Response> {
+    if !state.signed_in {
+        return Some(see_other("/sign-in"));
+    }
     state.pending.as_ref()?;
     let (prompt, echo) = state.prompt.clone();
     let mut frame = app.frame("Confirm", Some(state), &session.token);
@@ -610,11 +614,8 @@ async fn list(AxumState(app): Shared, headers: HeaderMap) -> Response {
         Err(response) => return response,
     };
     let mut state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     list_page(&app, &id, &session, &mut state, None).await
 }
@@ -745,11 +746,8 @@ async fn new_form(AxumState(app): Shared, headers: HeaderMap) -> Response {
         Err(response) => return response,
     };
     let state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     let values = FormValues {
         id: None,
@@ -768,11 +766,8 @@ async fn edit_form(AxumState(app): Shared, headers: HeaderMap, uri: Uri) -> Resp
         Err(response) => return response,
     };
     let mut state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     let wanted: Option<i64> = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "id")
@@ -874,11 +869,8 @@ async fn create(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Resp
     words.extend(limits);
     words.extend(["--".to_owned(), values.label.clone()]);
     let mut state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     confirm_then(
         &app,
@@ -909,11 +901,8 @@ async fn edit(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Respon
     words.extend(limits);
     words.extend(["--".to_owned(), code.to_string()]);
     let mut state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     confirm_then(
         &app,
@@ -1074,11 +1063,8 @@ async fn revoke(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> Resp
 
 async fn run_simple(app: &App, id: &str, session: &Session, words: Vec<String>) -> Response {
     let mut state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(app, session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(app, session, &state) {
+        return elsewhere;
     }
     finish(app, id, session, &mut state, words).await
 }
@@ -1090,11 +1076,8 @@ async fn revoke_all(AxumState(app): Shared, headers: HeaderMap, body: Bytes) -> 
         Err(response) => return response,
     };
     let mut state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     let words = vec!["revoke".to_owned(), "--all".to_owned()];
     if form.get("password").is_empty() {
@@ -1149,11 +1132,8 @@ async fn download_profile(AxumState(app): Shared, headers: HeaderMap, body: Byte
         Err(response) => return response,
     };
     let state = session.state.lock().await;
-    if !state.signed_in {
-        return see_other("/sign-in");
-    }
-    if let Some(step) = waiting_step(&app, &session, &state) {
-        return step;
+    if let Some(elsewhere) = not_ready(&app, &session, &state) {
+        return elsewhere;
     }
     let code = form.get("code");
     if code.is_empty() || code.len() > 64 || code.chars().any(char::is_control) {
